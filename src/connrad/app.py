@@ -1,0 +1,73 @@
+"""Assembles the ASGI application from the domain routers."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse, Response
+
+from connrad import __version__
+from connrad.dicomweb import qido, stow, wado, wado_uri
+from connrad.services import Services, build_services
+from connrad.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        built = services or build_services(settings)
+        app.state.services = built
+        worker = built.worker() if settings.run_workers else None
+        if worker is not None:
+            worker.start_thread()
+        try:
+            yield
+        finally:
+            if worker is not None:
+                worker.stop()
+            if services is None:
+                built.close()
+
+    app = FastAPI(
+        title="connrad",
+        summary="Connected Radiology: DICOMweb archive for remote clinics",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url="/api/docs",
+        openapi_url="/api/openapi.json",
+    )
+    app.state.settings = settings
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"],
+        allow_headers=["*"],
+        expose_headers=["Warning", "Content-Location"],
+    )
+    for router in (stow.router, qido.router, wado.router, wado_uri.router):
+        app.include_router(router, prefix="/dicomweb", tags=["dicomweb"])
+    app.include_router(wado_uri.router, include_in_schema=False)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        # Name the parameters, never echo their values (they may be patient data).
+        fields = sorted({".".join(str(p) for p in e["loc"][1:]) for e in exc.errors()})
+        return JSONResponse({"detail": f"invalid parameters: {', '.join(fields)}"}, 400)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        log.error("unhandled %s on %s", type(exc).__name__, request.url.path.split("/")[1:3])
+        return JSONResponse({"detail": "internal error"}, 500)
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    return app

@@ -1,0 +1,1 @@
+"""The hierarchy index, the ingest pipeline, and query and retrieve services."""

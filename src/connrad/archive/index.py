@@ -1,0 +1,186 @@
+"""Writes to the hierarchy index; runs inside the ingest transaction.
+
+Counts and ModalitiesInStudy are updated here, as each instance arrives, so queries never
+recount. The first instance of a patient, study or series decides its indexed attributes.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Connection, insert, select, update
+
+from connrad.archive.models import Instance, Patient, Series, Study
+from connrad.db.base import utcnow
+from connrad.dicom.parse import InstanceHeader
+from connrad.storage import StagedBlob
+
+if TYPE_CHECKING:
+    from connrad.archive.ingest import Source, StoredInstance
+
+patients = Patient.__table__
+studies = Study.__table__
+series = Series.__table__
+instances = Instance.__table__
+
+
+class OwnershipConflict(Exception):
+    """The UID is already indexed under another site, study or series."""
+
+
+def add_instance(
+    conn: Connection, header: InstanceHeader, staged: StagedBlob, source: Source
+) -> StoredInstance:
+    from connrad.archive.ingest import StoredInstance
+
+    now = utcnow()
+    study_pk = _study(conn, header, source.site_id, now)
+    series_pk = _series(conn, header, study_pk, now)
+    instance_pk = conn.execute(
+        insert(instances)
+        .values(
+            series_pk=series_pk,
+            study_pk=study_pk,
+            site_id=source.site_id,
+            device_id=source.device_id,
+            sop_uid=header.sop_instance_uid,
+            sop_class_uid=header.sop_class_uid,
+            instance_number=header.instance_number,
+            transfer_syntax_uid=header.transfer_syntax_uid,
+            rows=header.rows,
+            columns=header.columns,
+            number_of_frames=header.number_of_frames,
+            bits_allocated=header.bits_allocated,
+            size_bytes=staged.size,
+            sha256=staged.sha256,
+            blob_key=staged.key,
+            door=source.door,
+            received_at=now,
+        )
+        .returning(instances.c.id)
+    ).scalar_one()
+    conn.execute(
+        update(series)
+        .where(series.c.id == series_pk)
+        .values(num_instances=series.c.num_instances + 1, last_received_at=now)
+    )
+    conn.execute(
+        update(studies)
+        .where(studies.c.id == study_pk)
+        .values(
+            num_instances=studies.c.num_instances + 1,
+            size_bytes=studies.c.size_bytes + staged.size,
+            last_received_at=now,
+        )
+    )
+    return StoredInstance(instance_pk, series_pk, study_pk, source.site_id, header, staged)
+
+
+def _patient(conn: Connection, header: InstanceHeader, site_id: int, now: object) -> int:
+    key = (
+        patients.c.site_id == site_id,
+        patients.c.patient_id == header.patient_id,
+        patients.c.issuer_of_patient_id == header.issuer_of_patient_id,
+    )
+    found = conn.execute(select(patients.c.id).where(*key)).scalar()
+    if found is not None:
+        return int(found)
+    name = header.patient_name
+    return int(
+        conn.execute(
+            insert(patients)
+            .values(
+                site_id=site_id,
+                patient_id=header.patient_id,
+                issuer_of_patient_id=header.issuer_of_patient_id,
+                name_alphabetic=name.alphabetic,
+                name_ideographic=name.ideographic,
+                name_phonetic=name.phonetic,
+                name_search=name.search_text(),
+                birth_date=header.birth_date,
+                sex=header.sex,
+                num_studies=0,
+                created_at=now,
+            )
+            .returning(patients.c.id)
+        ).scalar_one()
+    )
+
+
+def _study(conn: Connection, header: InstanceHeader, site_id: int, now: object) -> int:
+    found = conn.execute(
+        select(studies.c.id, studies.c.site_id).where(studies.c.study_uid == header.study_uid)
+    ).first()
+    if found is not None:
+        if found.site_id != site_id:
+            raise OwnershipConflict("the study is already stored for another site")
+        return int(found.id)
+    patient_pk = _patient(conn, header, site_id, now)
+    referring = header.referring_physician
+    study_pk = conn.execute(
+        insert(studies)
+        .values(
+            site_id=site_id,
+            patient_pk=patient_pk,
+            study_uid=header.study_uid,
+            study_date=header.study_date,
+            study_time=header.study_time,
+            accession_number=header.accession_number,
+            study_id=header.study_id,
+            study_description=header.study_description,
+            referring_physician_alphabetic=referring.alphabetic,
+            referring_physician_ideographic=referring.ideographic,
+            referring_physician_phonetic=referring.phonetic,
+            referring_physician_search=referring.search_text(),
+            specific_character_set=header.specific_character_set,
+            modalities_in_study="",
+            num_series=0,
+            num_instances=0,
+            size_bytes=0,
+            first_received_at=now,
+            last_received_at=now,
+        )
+        .returning(studies.c.id)
+    ).scalar_one()
+    conn.execute(
+        update(patients)
+        .where(patients.c.id == patient_pk)
+        .values(num_studies=patients.c.num_studies + 1)
+    )
+    return int(study_pk)
+
+
+def _series(conn: Connection, header: InstanceHeader, study_pk: int, now: object) -> int:
+    found = conn.execute(
+        select(series.c.id, series.c.study_pk).where(series.c.series_uid == header.series_uid)
+    ).first()
+    if found is not None:
+        if found.study_pk != study_pk:
+            raise OwnershipConflict("the series is already stored under another study")
+        return int(found.id)
+    series_pk = conn.execute(
+        insert(series)
+        .values(
+            study_pk=study_pk,
+            series_uid=header.series_uid,
+            modality=header.modality,
+            series_number=header.series_number,
+            series_description=header.series_description,
+            body_part_examined=header.body_part_examined,
+            performed_start_date=header.performed_start_date,
+            performed_start_time=header.performed_start_time,
+            num_instances=0,
+            first_received_at=now,
+            last_received_at=now,
+        )
+        .returning(series.c.id)
+    ).scalar_one()
+    modalities = conn.execute(
+        select(studies.c.modalities_in_study).where(studies.c.id == study_pk)
+    ).scalar_one()
+    values: dict[str, object] = {"num_series": studies.c.num_series + 1}
+    present = [m for m in modalities.split("\\") if m]
+    if header.modality and header.modality not in present:
+        values["modalities_in_study"] = "\\".join(sorted([*present, header.modality]))
+    conn.execute(update(studies).where(studies.c.id == study_pk).values(**values))
+    return int(series_pk)

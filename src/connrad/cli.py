@@ -1,0 +1,90 @@
+"""The `connrad` command line."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from connrad.settings import Settings
+
+app = typer.Typer(help="connrad: Connected Radiology, a cloud imaging hub.", no_args_is_help=True)
+db_app = typer.Typer(help="Database migrations.")
+app.add_typer(db_app, name="db")
+console = Console()
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address.")] = None,
+    port: Annotated[int | None, typer.Option(help="HTTP port.")] = None,
+    demo: Annotated[bool | None, typer.Option(help="Load demo studies on first start.")] = None,
+    log_level: Annotated[str, typer.Option()] = "info",
+) -> None:
+    """Run the HTTP API (DICOMweb) with in-process job workers."""
+    import uvicorn
+
+    from connrad.app import create_app
+    from connrad.services import build_services
+
+    _logging(log_level)
+    settings = Settings()
+    services = build_services(settings)
+    if demo if demo is not None else settings.demo_data:
+        from connrad.demo.load import load_demo_if_empty
+
+        loaded = load_demo_if_empty(services)
+        if loaded:
+            console.print(f"[green]Loaded {loaded} demo instances.[/green]")
+    bind_host, bind_port = host or settings.http_host, port or settings.http_port
+    console.print(
+        f"connrad on http://{bind_host}:{bind_port}  (DICOMweb: /dicomweb, API docs: "
+        f"/api/docs)  data: {settings.data_dir}"
+    )
+    uvicorn.run(
+        create_app(settings, services),
+        host=bind_host,
+        port=bind_port,
+        log_level=log_level,
+        access_log=False,
+    )
+
+
+@app.command()
+def worker(log_level: Annotated[str, typer.Option()] = "info") -> None:
+    """Run job workers in this process (several may run at once)."""
+    from connrad.services import build_services
+
+    _logging(log_level)
+    services = build_services(Settings())
+    with contextlib.suppress(KeyboardInterrupt):
+        services.worker().run_forever()
+
+
+@app.command()
+def demo() -> None:
+    """Load the generated demo studies (when the archive is empty)."""
+    from connrad.demo.load import load_demo_if_empty
+    from connrad.services import build_services
+
+    loaded = load_demo_if_empty(build_services(Settings()))
+    console.print(f"Loaded {loaded} demo instances." if loaded else "Archive not empty.")
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = "head") -> None:
+    """Apply migrations up to REVISION."""
+    from connrad.db.engine import make_engine
+    from connrad.db.migrate import upgrade
+
+    upgrade(make_engine(Settings().effective_database_url), revision)
+    console.print("database is at", revision)

@@ -1,0 +1,1 @@
+"""Database engine, sessions, shared column types and Alembic migrations."""

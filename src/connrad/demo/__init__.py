@@ -1,0 +1,1 @@
+"""Synthetic DICOM studies (CT, CR, US) for demo data, benchmarks and tests."""

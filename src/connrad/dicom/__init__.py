@@ -1,0 +1,1 @@
+"""Pure DICOM helpers: parsing, person names, UIDs, the JSON model, pixels."""

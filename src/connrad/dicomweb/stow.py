@@ -1,0 +1,199 @@
+"""STOW-RS (PS3.18 10.5): a streamed multipart/related body, one instance per part.
+
+Each part is written to a staging file as it arrives (hashed on the way) and handed to the
+ingest pipeline in a worker thread while the next part is read, so memory stays at one chunk
+plus a small tail whatever the body size, and disk, CPU and network overlap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from anyio import to_thread
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from starlette.requests import ClientDisconnect
+
+from connrad.archive.ingest import IngestResult, IngestService, Source
+from connrad.archive.status import StoreStatus
+from connrad.dicomweb.deps import BaseDep, CallerDep, ServicesDep
+from connrad.dicomweb.multipart import Event, MultipartError, MultipartParser, parse_media_type
+from connrad.dicomweb.responses import dicom_json, problem
+from connrad.storage import BlobStore, StagingWriter
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+
+_IN_FLIGHT = 4  # parts of one request being ingested at once
+
+
+@router.post("/studies", summary="STOW-RS: store instances")
+async def store(
+    request: Request, services: ServicesDep, caller: CallerDep, base: BaseDep
+) -> Response:
+    return await _store(
+        request,
+        services.ingest,
+        services.blobs,
+        caller.source("stow"),
+        base,
+        None,
+        services.settings.max_stow_part_bytes,
+    )
+
+
+@router.post("/studies/{study}", summary="STOW-RS: store instances of one study")
+async def store_study(
+    study: str, request: Request, services: ServicesDep, caller: CallerDep, base: BaseDep
+) -> Response:
+    return await _store(
+        request,
+        services.ingest,
+        services.blobs,
+        caller.source("stow"),
+        base,
+        study,
+        services.settings.max_stow_part_bytes,
+    )
+
+
+class _Failure(Exception):
+    def __init__(self, status: StoreStatus, reason: str) -> None:
+        self.status, self.reason = status, reason
+
+
+async def _store(
+    request: Request,
+    ingest: IngestService,
+    blobs: BlobStore,
+    source: Source,
+    base: str,
+    study: str | None,
+    max_part: int,
+) -> Response:
+    media = parse_media_type(request.headers.get("content-type", ""))
+    if media.type != "multipart/related":
+        return problem(415, 'STOW-RS needs multipart/related; type="application/dicom"')
+    if media.params.get("type", "application/dicom").lower() != "application/dicom":
+        return problem(415, "only application/dicom parts are accepted")
+    try:
+        parser = MultipartParser(media.params.get("boundary", ""))
+    except MultipartError as exc:
+        return problem(400, str(exc))
+
+    tasks: list[asyncio.Task[IngestResult]] = []
+    gate = asyncio.Semaphore(_IN_FLIGHT)
+    writer: StagingWriter | None = None
+    rejected: _Failure | None = None
+    broken: str | None = None
+
+    async def ingest_part(part: StagingWriter) -> IngestResult:
+        try:
+
+            def run() -> IngestResult:
+                return ingest.ingest(part.finish(), source, expected_study_uid=study)
+
+            return await to_thread.run_sync(run)
+        finally:
+            gate.release()
+
+    try:
+        async for chunk in request.stream():
+            for event, payload in parser.feed(chunk):
+                if event is Event.PART_BEGIN:
+                    rejected = _check_part(payload)  # type: ignore[arg-type]
+                    writer = None if rejected else blobs.stage()
+                elif event is Event.DATA:
+                    if writer is not None:
+                        writer.write(payload)  # type: ignore[arg-type]
+                        if writer.size > max_part:
+                            writer.abort()
+                            writer = None
+                            rejected = _Failure(StoreStatus.OUT_OF_RESOURCES, "part too large")
+                elif writer is not None:
+                    await gate.acquire()
+                    tasks.append(asyncio.create_task(ingest_part(writer)))
+                    writer = None
+                else:
+                    assert rejected is not None
+                    tasks.append(asyncio.create_task(_failed(rejected)))
+        parser.close()
+    except MultipartError as exc:
+        broken = str(exc)
+    except ClientDisconnect:
+        broken = "client disconnected"
+    finally:
+        if writer is not None:
+            writer.abort()  # an unfinished part is never stored
+    results = await asyncio.gather(*tasks)
+    if broken == "client disconnected" or not results:
+        return problem(400, broken or "the multipart body holds no parts")
+    return _response(results, base, study, broken)
+
+
+async def _failed(failure: _Failure) -> IngestResult:
+    return IngestResult(failure.status, failure.reason)
+
+
+def _check_part(headers: dict[str, str]) -> _Failure | None:
+    content_type = parse_media_type(headers.get("content-type", "application/dicom")).type
+    if content_type != "application/dicom":
+        return _Failure(StoreStatus.CANNOT_UNDERSTAND, "part is not application/dicom")
+    return None
+
+
+def _response(
+    results: list[IngestResult], base: str, study: str | None, broken: str | None
+) -> Response:
+    referenced: list[dict[str, Any]] = []
+    failed: list[dict[str, Any]] = []
+    for result in results:
+        item = _sop_reference(result)
+        if result.stored:
+            url = (
+                f"{base}/studies/{result.study_uid}/series/{result.series_uid}"
+                f"/instances/{result.sop_instance_uid}"
+            )
+            item["00081190"] = {"vr": "UR", "Value": [url]}
+            if result.status.is_warning:
+                item["00081196"] = {"vr": "US", "Value": [int(result.status)]}
+            referenced.append(item)
+        else:
+            item["00081197"] = {"vr": "US", "Value": [int(result.status)]}
+            failed.append(item)
+    if broken:
+        failed.append({"00081197": {"vr": "US", "Value": [int(StoreStatus.CANNOT_UNDERSTAND)]}})
+    body: dict[str, Any] = {}
+    studies = {r.study_uid for r in results if r.stored}
+    if study or len(studies) == 1:
+        body["00081190"] = {"vr": "UR", "Value": [f"{base}/studies/{study or studies.pop()}"]}
+    if referenced:
+        body["00081199"] = {"vr": "SQ", "Value": referenced}
+    if failed:
+        body["00081198"] = {"vr": "SQ", "Value": failed}
+    warnings = any(r.status.is_warning for r in results if r.stored)
+    if not referenced:
+        status = 409 if failed else 400
+    elif failed or warnings:
+        status = 202
+    else:
+        status = 200
+    response = dicom_json(body, status)
+    # Reasons as RFC 7234 Warning headers (PS3.18 8.7.7); they never quote patient data.
+    reasons = dict.fromkeys(r.reason for r in results if r.reason)
+    if broken:
+        reasons[broken] = None
+    for reason in reasons:
+        response.headers.append("Warning", f'299 connrad: "{reason}"')
+    return response
+
+
+def _sop_reference(result: IngestResult) -> dict[str, Any]:
+    item: dict[str, Any] = {}
+    if result.sop_class_uid:
+        item["00081150"] = {"vr": "UI", "Value": [result.sop_class_uid]}
+    if result.sop_instance_uid:
+        item["00081155"] = {"vr": "UI", "Value": [result.sop_instance_uid]}
+    return item

@@ -1,0 +1,1 @@
+"""Sites (tenants), devices and, later, users, tokens and permissions."""

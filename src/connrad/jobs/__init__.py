@@ -1,0 +1,1 @@
+"""The durable job queue (outbox) and the worker loop."""

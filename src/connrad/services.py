@@ -1,0 +1,56 @@
+"""The running system's parts, wired once from settings: engine, blob store, ingest, jobs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import Engine, select
+
+from connrad.archive.followups import register_follow_ups
+from connrad.archive.ingest import IngestService
+from connrad.db.engine import make_engine
+from connrad.db.migrate import upgrade
+from connrad.identity.models import LOCAL_SITE_CODE, Site
+from connrad.jobs.worker import Handler, Worker
+from connrad.settings import Settings
+from connrad.storage import BlobStore, open_blob_store
+
+
+@dataclass
+class Services:
+    settings: Settings
+    engine: Engine
+    blobs: BlobStore
+    ingest: IngestService
+    local_site_id: int
+    job_handlers: dict[str, Handler] = field(default_factory=dict)
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.settings.data_dir / "cache"
+
+    def worker(self) -> Worker:
+        return Worker(self.engine, self.job_handlers, poll=self.settings.worker_poll_seconds)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def build_services(settings: Settings, *, migrate: bool = True) -> Services:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.effective_database_url)
+    if migrate:
+        upgrade(engine)
+    blobs = open_blob_store(settings.effective_storage_url, fsync=settings.fsync)
+    blobs.recover()
+    with engine.connect() as conn:
+        local_site_id = conn.execute(
+            select(Site.__table__.c.id).where(Site.__table__.c.code == LOCAL_SITE_CODE)
+        ).scalar_one()
+    ingest = IngestService(
+        engine, blobs, accept_unknown_sop_classes=settings.accept_unknown_sop_classes
+    )
+    services = Services(settings, engine, blobs, ingest, int(local_site_id))
+    register_follow_ups(services)
+    return services
