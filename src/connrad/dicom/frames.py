@@ -83,8 +83,10 @@ def transfer_syntax(ds: Dataset) -> UID:
     meta = ds.get("file_meta", {})
     if meta.get("TransferSyntaxUID"):
         return UID(str(meta.TransferSyntaxUID))
-    encoding = tuple(ds.original_encoding[:2])
-    return _INFERRED_SYNTAX.get(encoding, ExplicitVRLittleEndian)  # type: ignore[arg-type]
+    implicit, little = ds.original_encoding[:2]
+    if implicit is None or little is None:  # built in memory, not read
+        return ExplicitVRLittleEndian
+    return _INFERRED_SYNTAX.get((implicit, little), ExplicitVRLittleEndian)
 
 
 def number_of_frames(ds: Dataset) -> int:

@@ -58,9 +58,11 @@ def render_frame(
     FrameError
         The frame is out of range or cannot be decoded or displayed.
     """
-    image_format = _image_format(media_type)
+    image_format = _image_format(media_type)  # bad requests fail before any decoding
     if window is not None:
         _check_window(*window)
+    if viewport is not None:
+        fit_within(1, 1, viewport)
     ds, [arr] = decode_frames(path, [frame])
     pixels = display_pixels(arr, ds, frame - 1, window)
     image = Image.fromarray(pixels)

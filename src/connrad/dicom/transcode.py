@@ -70,12 +70,11 @@ def transcode(path: Path, requested_ts: str) -> bytes:
         `requested_ts` is neither the stored syntax nor an uncompressed little endian one,
         or the instance cannot be decoded.
     """
-    ds = _read(path)
-    if str(ds.file_meta.get("TransferSyntaxUID", "")) == requested_ts:
+    if _stored_syntax(path) == requested_ts:
         return path.read_bytes()
     if requested_ts not in UNCOMPRESSED_TARGETS:
         raise TranscodeError(f"cannot transcode to transfer syntax {requested_ts}")
-    return _reencode(ds, UID(requested_ts))
+    return _reencode(_read(path), UID(requested_ts))
 
 
 def to_explicit_little_endian(path: Path) -> bytes:
@@ -91,6 +90,17 @@ def to_explicit_little_endian(path: Path) -> bytes:
         The file is unreadable, or its pixel data cannot be decoded or is truncated.
     """
     return _reencode(_read(path), ExplicitVRLittleEndian)
+
+
+def _stored_syntax(path: Path) -> str:
+    """The file meta's Transfer Syntax UID, read without the pixel data; "" if none."""
+    try:
+        ds = pydicom.dcmread(path, force=True, stop_before_pixels=True, defer_size=1024)
+    except OSError:
+        raise
+    except Exception:  # unreadable: _read reports it if re-encoding is attempted
+        return ""
+    return str(ds.file_meta.get("TransferSyntaxUID", ""))
 
 
 def _read(path: Path) -> Dataset:

@@ -307,12 +307,13 @@ def _render_options(request: Request) -> tuple[str, dict[str, Any]] | str:
                 (function[0] if function else "linear").upper(),
             )
         if "viewport" in params:
-            rows, columns = params["viewport"].split(",")[:2]
-            options["viewport"] = (int(rows), int(columns))
+            # PS3.18 8.3.5.1.3: viewport=vw,vh — width first.
+            width, height = params["viewport"].split(",")[:2]
+            options["viewport"] = (int(height), int(width))
         if "quality" in params:
             options["quality"] = max(1, min(100, int(params["quality"])))
     except ValueError:
-        return "window=center,width[,function], viewport=rows,columns, quality=1..100"
+        return "window=center,width[,function], viewport=width,height, quality=1..100"
     return media_type, options
 
 
@@ -338,6 +339,8 @@ async def _rendered(
         image = await to_thread.run_sync(lambda: render.render_frame(path, frame, **kwargs))
     except frame_io.FrameError as exc:
         return problem(404 if "range" in str(exc) else 422, str(exc))
+    except ValueError:
+        return problem(400, "invalid window, viewport or quality")
     return Response(image, media_type=media_type)
 
 

@@ -78,4 +78,6 @@ async def wado_uri(
         )
     except frame_io.FrameError as exc:
         return problem(404 if "range" in str(exc) else 422, str(exc))
+    except ValueError:
+        return problem(400, "invalid window, viewport or quality")
     return Response(image, media_type=media_type)

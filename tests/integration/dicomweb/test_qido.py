@@ -14,8 +14,11 @@ IR149 = ["", "ISO 2022 IR 149"]
 
 
 def store(client: TestClient, *datasets: Any) -> None:
-    response = client.post("/dicomweb/studies", content=stow_body(*map(to_bytes, datasets)),
-                           headers={"Content-Type": STOW_TYPE})
+    response = client.post(
+        "/dicomweb/studies",
+        content=stow_body(*map(to_bytes, datasets)),
+        headers={"Content-Type": STOW_TYPE},
+    )
     assert response.status_code == 200, response.text
 
 
@@ -31,12 +34,26 @@ def uids(results: list[dict], tag: str = "0020000D") -> list[str]:
 
 @pytest.fixture
 def korean(client: TestClient) -> dict[str, Any]:
-    hong = make_dataset(SpecificCharacterSet=IR149, PatientName="Hong^Gildong=洪^吉洞=홍^길동",
-                        PatientID="K-149", StudyDescription="흉부 CT")
-    kim = make_dataset(SpecificCharacterSet="ISO_IR 192", PatientName="Kim^Minji=金^旼志=김^민지",
-                       PatientID="K-192", StudyDate="20250510", Modality="MR")
-    latin = make_dataset(SpecificCharacterSet="ISO_IR 100", PatientName="Müller^José",
-                         PatientID="L-100", StudyDate="20240301", AccessionNumber="A-77")
+    hong = make_dataset(
+        SpecificCharacterSet=IR149,
+        PatientName="Hong^Gildong=洪^吉洞=홍^길동",
+        PatientID="K-149",
+        StudyDescription="흉부 CT",
+    )
+    kim = make_dataset(
+        SpecificCharacterSet="ISO_IR 192",
+        PatientName="Kim^Minji=金^旼志=김^민지",
+        PatientID="K-192",
+        StudyDate="20250510",
+        Modality="MR",
+    )
+    latin = make_dataset(
+        SpecificCharacterSet="ISO_IR 100",
+        PatientName="Müller^José",
+        PatientID="L-100",
+        StudyDate="20240301",
+        AccessionNumber="A-77",
+    )
     store(client, hong)
     store(client, kim)
     store(client, latin)
@@ -49,17 +66,24 @@ def name_of(result: dict) -> dict[str, str]:
 
 def test_korean_names_returned_intact(client: TestClient, korean: dict[str, Any]) -> None:
     by_id = {r["00100020"]["Value"][0]: r for r in search(client)}
-    assert name_of(by_id["K-149"]) == {"Alphabetic": "Hong^Gildong", "Ideographic": "洪^吉洞",
-                                       "Phonetic": "홍^길동"}
-    assert name_of(by_id["K-192"]) == {"Alphabetic": "Kim^Minji", "Ideographic": "金^旼志",
-                                       "Phonetic": "김^민지"}
+    assert name_of(by_id["K-149"]) == {
+        "Alphabetic": "Hong^Gildong",
+        "Ideographic": "洪^吉洞",
+        "Phonetic": "홍^길동",
+    }
+    assert name_of(by_id["K-192"]) == {
+        "Alphabetic": "Kim^Minji",
+        "Ideographic": "金^旼志",
+        "Phonetic": "김^민지",
+    }
     assert name_of(by_id["L-100"]) == {"Alphabetic": "Müller^José"}
     # Retrieved files keep the original encoding.
     ds = korean["hong"]
     response = client.get(
         f"/dicomweb/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}/instances/"
         f"{ds.SOPInstanceUID}",
-        headers={"Accept": 'multipart/related; type="application/dicom"; transfer-syntax=*'})
+        headers={"Accept": 'multipart/related; type="application/dicom"; transfer-syntax=*'},
+    )
     assert b"\x1b$)C" in response.content
 
 
@@ -94,8 +118,7 @@ def test_person_name_matching(
     assert found == expected
 
 
-def test_order_is_most_recently_received_first(client: TestClient,
-                                                korean: dict[str, Any]) -> None:
+def test_order_is_most_recently_received_first(client: TestClient, korean: dict[str, Any]) -> None:
     assert uids(search(client)) == [korean[k].StudyInstanceUID for k in ("latin", "kim", "hong")]
 
 
@@ -120,8 +143,12 @@ def test_dates_wildcards_lists_and_paging(client: TestClient, korean: dict[str, 
 
 def test_study_attributes_counts_and_includefield(client: TestClient) -> None:
     first = make_dataset(StudyDescription="Brain")
-    second = make_dataset(StudyInstanceUID=first.StudyInstanceUID, Modality="SR", StudyDescription="Brain",
-                          SOPClassUID="1.2.840.10008.5.1.4.1.1.88.11")
+    second = make_dataset(
+        StudyInstanceUID=first.StudyInstanceUID,
+        Modality="SR",
+        StudyDescription="Brain",
+        SOPClassUID="1.2.840.10008.5.1.4.1.1.88.11",
+    )
     store(client, first, second)
     (study,) = search(client)
     assert study["00201206"]["Value"] == [2]
@@ -129,7 +156,8 @@ def test_study_attributes_counts_and_includefield(client: TestClient) -> None:
     assert study["00080061"]["Value"] == ["CT", "SR"]
     assert study["00080056"]["Value"] == ["ONLINE"]
     assert study["00081190"]["Value"][0] == (
-        f"http://testserver/dicomweb/studies/{first.StudyInstanceUID}")
+        f"http://testserver/dicomweb/studies/{first.StudyInstanceUID}"
+    )
     assert "00201200" not in study
     (full,) = search(client, includefield="NumberOfPatientRelatedStudies")
     assert full["00201200"]["Value"] == [1]
@@ -139,8 +167,9 @@ def test_study_attributes_counts_and_includefield(client: TestClient) -> None:
     assert sorted(s["00080060"]["Value"][0] for s in series) == ["CT", "SR"]
     assert all(s["00201209"]["Value"] == [1] for s in series)
     instances = search(client, f"/dicomweb/studies/{first.StudyInstanceUID}/instances")
-    assert sorted(uids(instances, "00080018")) == sorted([first.SOPInstanceUID,
-                                                          second.SOPInstanceUID])
+    assert sorted(uids(instances, "00080018")) == sorted(
+        [first.SOPInstanceUID, second.SOPInstanceUID]
+    )
     by_class = search(client, "/dicomweb/instances", SOPClassUID=second.SOPClassUID)
     assert uids(by_class, "00080018") == [second.SOPInstanceUID]
     assert by_class[0]["00100010"]["Value"][0]["Alphabetic"] == "Doe^Jane"
@@ -150,8 +179,15 @@ def test_study_attributes_counts_and_includefield(client: TestClient) -> None:
 
 @pytest.mark.parametrize(
     "params",
-    [{"StudyDate": "2020-01-01"}, {"limit": "-1"}, {"offset": "x"}, {"NoSuchKeyword": "1"},
-     {"includefield": "NotAnAttribute"}, {"SOPInstanceUID": "1.2"}, {"StudyDate": "-"}],
+    [
+        {"StudyDate": "2020-01-01"},
+        {"limit": "-1"},
+        {"offset": "x"},
+        {"NoSuchKeyword": "1"},
+        {"includefield": "NotAnAttribute"},
+        {"SOPInstanceUID": "1.2"},
+        {"StudyDate": "-"},
+    ],
 )
 def test_bad_queries_are_400(client: TestClient, params: dict[str, str]) -> None:
     response = client.get("/dicomweb/studies", params=params)

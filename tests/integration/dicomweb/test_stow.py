@@ -28,15 +28,20 @@ def blob_files(services: Services) -> list[Path]:
 
 def test_store_two_instances_of_one_study(client: TestClient, services: Services) -> None:
     first = make_dataset()
-    second = make_dataset(StudyInstanceUID=first.StudyInstanceUID,
-                          SeriesInstanceUID=first.SeriesInstanceUID, InstanceNumber=2)
+    second = make_dataset(
+        StudyInstanceUID=first.StudyInstanceUID,
+        SeriesInstanceUID=first.SeriesInstanceUID,
+        InstanceNumber=2,
+    )
     response = post(client, stow_body(to_bytes(first), to_bytes(second)))
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/dicom+json"
     body = response.json()
     refs = body["00081199"]["Value"]
-    assert [r["00081155"]["Value"][0] for r in refs] == [first.SOPInstanceUID,
-                                                         second.SOPInstanceUID]
+    assert [r["00081155"]["Value"][0] for r in refs] == [
+        first.SOPInstanceUID,
+        second.SOPInstanceUID,
+    ]
     assert body["00081190"]["Value"][0].endswith(f"/dicomweb/studies/{first.StudyInstanceUID}")
     assert refs[0]["00081190"]["Value"][0].endswith(f"/instances/{first.SOPInstanceUID}")
     with services.engine.connect() as conn:
@@ -85,8 +90,7 @@ def test_bad_parts_fail_individually(client: TestClient, services: Services) -> 
     no_sop_uid = make_dataset()
     del no_sop_uid.SOPInstanceUID
     no_uid_bytes = to_bytes_without_meta_uid(no_sop_uid)
-    response = post(client, stow_body(to_bytes(good), b"not dicom at all", truncated,
-                                      no_uid_bytes))
+    response = post(client, stow_body(to_bytes(good), b"not dicom at all", truncated, no_uid_bytes))
     assert response.status_code == 202
     body = response.json()
     assert len(body["00081199"]["Value"]) == 1
@@ -135,11 +139,20 @@ def test_unsupported_sop_class(client: TestClient) -> None:
 def test_malformed_requests(client: TestClient, services: Services) -> None:
     data = make_instance()
     assert post(client, data, ctype="application/dicom").status_code == 415
-    assert post(client, stow_body(data), ctype='multipart/related; type="application/dicom"'
-                ).status_code == 400
-    assert post(client, stow_body(data),
-                ctype='multipart/related; type="application/dicom+json"; boundary=x'
-                ).status_code == 415
+    assert (
+        post(
+            client, stow_body(data), ctype='multipart/related; type="application/dicom"'
+        ).status_code
+        == 400
+    )
+    assert (
+        post(
+            client,
+            stow_body(data),
+            ctype='multipart/related; type="application/dicom+json"; boundary=x',
+        ).status_code
+        == 415
+    )
     # Broken boundary: the body never closes; the unfinished part is not stored.
     cut = stow_body(data)[:-40]
     assert post(client, cut).status_code == 400

@@ -118,8 +118,12 @@ def test_one_bit_frames_off_byte_boundaries_are_repacked(
 
 
 def frame_codestreams(count: int) -> list[bytes]:
-    """Distinct fake JPEG codestreams (SOI ... EOI) of different lengths."""
-    return [b"\xff\xd8" + bytes([i]) * (10 + 2 * i) + b"\xff\xd9" for i in range(count)]
+    """Distinct fake JPEG codestreams (SOI ... EOI) of different lengths.
+
+    Big enough (30 kB each) that the reader leaves the pixel data on disk and reads the
+    frames from the file in place.
+    """
+    return [b"\xff\xd8" + bytes([i]) * (30_000 + 2 * i) + b"\xff\xd9" for i in range(count)]
 
 
 @pytest.mark.parametrize("basic_offset_table", [True, False])

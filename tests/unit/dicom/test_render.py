@@ -133,14 +133,13 @@ def test_signed_pixels_with_rescale_and_explicit_window(
     np.testing.assert_array_equal(got, apply_window(pixels * 2.0 - 24, 40, 400, "LINEAR"))
 
 
-def test_window_from_the_file(public: Path, reference_frames: Reference) -> None:
-    ds, frames = reference_frames(public / "pydicom__CT_small.dcm")
-    values = frames[0] * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
-    center, width = float(ds.WindowCenter), float(ds.WindowWidth)
+def test_first_window_from_the_file(public: Path, reference_frames: Reference) -> None:
+    path = public / "pydicom-data__bad_sequence.dcm"  # CT: windows 40/350 and 450/1500
+    _, frames = reference_frames(path)
 
-    got = decoded(render_frame(public / "pydicom__CT_small.dcm", 1, media_type="image/png"))
+    got = decoded(render_frame(path, 1, media_type="image/png"))
 
-    np.testing.assert_array_equal(got, apply_window(values, center, width, "LINEAR"))
+    np.testing.assert_array_equal(got, apply_window(frames[0] - 1024.0, 40, 350, "LINEAR"))
 
 
 def test_window_from_functional_groups(public: Path, reference_frames: Reference) -> None:
@@ -199,6 +198,15 @@ def test_media_types(public: Path, media_type: str, image_format: str) -> None:
 def test_unsupported_media_type(public: Path) -> None:
     with pytest.raises(ValueError, match="unsupported"):
         render_frame(public / "pydicom__MR_small.dcm", 1, media_type="image/webp")
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [{"window": (40, 0.5, "LINEAR")}, {"window": (40, 400, "CUBIC")}, {"viewport": (0, 64)}],
+)
+def test_invalid_rendering_parameters(public: Path, bad: dict[str, object]) -> None:
+    with pytest.raises(ValueError):
+        render_frame(public / "pydicom__MR_small.dcm", 1, **bad)  # type: ignore[arg-type]
 
 
 def test_viewport_keeps_the_aspect_ratio(public: Path) -> None:

@@ -35,9 +35,7 @@ def test_round_trip_any_chunking(chunk: int) -> None:
     payloads.append(b"--b0undary\r\n--b0undar")  # near-delimiters (no CRLF, cut short)
     boundary = "b0undary"
     body = b"preamble\r\n" + b"".join(
-        multipart_body(
-            [({"Content-Type": "application/dicom"}, [p]) for p in payloads], boundary
-        )
+        multipart_body([({"Content-Type": "application/dicom"}, [p]) for p in payloads], boundary)
     )
     parts = parse(body, boundary, chunk)
     assert [p for _, p in parts] == payloads
@@ -68,4 +66,8 @@ def test_media_type_parameters() -> None:
         'multipart/related; type="application/dicom"; boundary="a b;c"; transfer-syntax=*'
     )
     assert media.type == "multipart/related"
-    assert media.params == {"type": "application/dicom", "boundary": "a b;c", "transfer-syntax": "*"}
+    assert media.params == {
+        "type": "application/dicom",
+        "boundary": "a b;c",
+        "transfer-syntax": "*",
+    }
