@@ -88,3 +88,7 @@ def db_upgrade(revision: str = "head") -> None:
 
     upgrade(make_engine(Settings().effective_database_url), revision)
     console.print("database is at", revision)
+
+
+if __name__ == "__main__":
+    app()
