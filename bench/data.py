@@ -36,19 +36,23 @@ def ct_payloads(n_slices: int, tag: str, seed: int) -> Series:
     return Series(study_uid, [to_part10_bytes(ds) for ds in datasets])
 
 
+def _words(text: str) -> tuple[str, ...]:
+    return tuple(text.split())
+
+
 # Surnames are root + suffix, so a typed prefix like "Bergst*" selects a handful of patients.
-_ROOTS = (
+_ROOTS = _words(
     "Berg Lind Holm Stein Wald Rosen Kessel Nord Sand Eck "
     "Hart Brun Falk Gold Feld Kron Dahl Wester Kirch Ahl"
-).split()
-_SUFFIXES = (
+)
+_SUFFIXES = _words(
     "mann berg strom qvist holm stedt feld hoff ner ling "
     "gren dahl wall mark son sen bach hagen rath ow"
-).split()
-_GIVEN = (
+)
+_GIVEN = _words(
     "Anna Ben Clara David Emma Felix Greta Hugo Ida Jonas Karin Lars Maja Nils Olga "
     "Paul Rita Sven Tove Ulf Vera Willem Xenia Yusuf Zoe Ahmed Mei Ravi Sofia Tomas"
-).split()
+)
 _DESCRIPTIONS = ("CT Head", "CT Chest", "CT Abdomen", "CT Spine", "CT Angio")
 _FIRST_DAY, _DAYS = date(2015, 1, 1), 3653  # ten years of study dates
 

@@ -5,11 +5,7 @@ no index row points at a missing or partial file.
 from __future__ import annotations
 
 import hashlib
-import os
 import random
-import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -21,56 +17,11 @@ from sqlalchemy import create_engine, select
 
 from connrad.archive.models import Instance
 from connrad.demo.generate import DEMO_PATIENTS, ct_series, to_part10_bytes
-from tests.conftest import free_port
 from tests.factories import STOW_TYPE, parse_multipart, stow_body
+from tests.servers import Server
 
 KILLS = 5
 PER_REQUEST = 8
-
-
-class Server:
-    def __init__(self, data_dir: Path, database_url: str) -> None:
-        self.port = free_port()
-        self.env = {
-            **os.environ,
-            "CONNRAD_DATA_DIR": str(data_dir),
-            "CONNRAD_DATABASE_URL": database_url,
-            "CONNRAD_DEMO_DATA": "false",
-        }
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def root(self) -> str:
-        return f"http://127.0.0.1:{self.port}/dicomweb"
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "connrad.cli",
-                "serve",
-                "--port",
-                str(self.port),
-                "--log-level",
-                "warning",
-            ],
-            env=self.env,
-            stdout=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{self.port}/healthz").status_code == 200:
-                    return
-            except httpx.TransportError:
-                time.sleep(0.05)
-        raise RuntimeError("connrad did not start")
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait()
 
 
 @pytest.fixture
