@@ -85,21 +85,29 @@ def cpu_seconds(pid: int) -> float:
 
 
 def wait_quiet(
-    servers: list[Server], *, busy: float = 0.05, window: float = 1.0, timeout: float = 120.0
+    servers: list[Server],
+    *,
+    busy: float = 0.05,
+    window: float = 1.0,
+    settle: int = 3,
+    timeout: float = 120.0,
 ) -> tuple[float, bool]:
-    """Wait until every server uses < `busy` of a core over `window` seconds.
+    """Wait until the servers together use < `busy` of a core for `settle` windows in a row.
 
-    Background work left over from one phase (connrad renders thumbnails after ingest,
-    Orthanc flushes) would otherwise steal CPU from the next measured phase on 2 cores.
+    Background work left over from one phase (connrad renders a thumbnail per new study two
+    seconds after it arrives) would otherwise steal CPU from the next measured phase on 2
+    cores; a single quiet window could fall before such delayed jobs start.
     Returns (seconds waited, whether quiet was reached).
     """
     start = time.monotonic()
+    quiet_windows = 0
     while True:
         before = sum(cpu_seconds(s.process.pid) for s in servers)
         time.sleep(window)
         used = sum(cpu_seconds(s.process.pid) for s in servers) - before
+        quiet_windows = quiet_windows + 1 if used < busy * window else 0
         waited = time.monotonic() - start
-        if used < busy * window:
+        if quiet_windows >= settle:
             return waited, True
         if waited > timeout:
             return waited, False

@@ -82,10 +82,10 @@ def fill_table(rows: list[dict[str, Any]]) -> Table:
 
 def qido_table(rows: list[dict[str, Any]], studies: int) -> Table:
     table = Table(title=f"QIDO-RS /studies latency with {studies} studies (ms)")
-    table.add_column("Query")
+    table.add_column("Query", no_wrap=True)
     for column in ("connrad p50", "connrad p95", "Orthanc p50", "Orthanc p95"):
         table.add_column(column, justify="right")
-    table.add_column("p95 connrad/Orthanc", justify="right")
+    table.add_column("p95 c/O", justify="right")
     table.add_column("matches c/O", justify="right")
     table.add_column(f"connrad p95 < {P95_TARGET_MS:.0f}", justify="center")
     for _, servers in _by_server(rows, "query").items():
@@ -131,8 +131,8 @@ def print_summary(results: dict[str, Any]) -> None:
     if results.get("qido"):
         console.print(qido_table(results["qido"], results["args"]["studies"]))
         console.print(
-            "p95 connrad/Orthanc < 1 means connrad answers faster. Orthanc returns an "
-            "unordered page for limit=25; connrad returns the newest first."
+            "p95 c/O = connrad/Orthanc, < 1 means connrad answers faster. matches c/O: mean "
+            "studies returned. For limit=25 Orthanc applies no order; connrad sorts newest first."
         )
     for problem in results["problems"]:
         console.print(f"[red]PROBLEM[/red] {problem}")

@@ -147,11 +147,11 @@ def qido_phase(servers: list[Server], args: argparse.Namespace, results: dict[st
     workload = qido_workload(args.studies)
     bodies = multipart_bodies(workload.payloads, 50)
     for server in servers:
-        wait_quiet(servers, timeout=QUIET_TIMEOUT_S)
+        waited, _ = wait_quiet(servers, timeout=QUIET_TIMEOUT_S)
         report.console.print(f"QIDO fill -> {server.name} ...")
         result = stow(server.studies_url, bodies, 4)
         check(results, f"QIDO fill {server.name}", result)
-        results["qido_fill"].append(stow_row(server, result))
+        results["qido_fill"].append(stow_row(server, result, quiet_wait_s=round(waited, 1)))
     for index, kind in enumerate(query_kinds(workload)):
         for server in servers if index % 2 == 0 else servers[::-1]:
             waited, quiet = wait_quiet(servers, timeout=QUIET_TIMEOUT_S)
@@ -177,6 +177,7 @@ def qido_phase(servers: list[Server], args: argparse.Namespace, results: dict[st
                     "failures": latency.failures,
                     "first_error": latency.first_error,
                     "quiet_wait_s": round(waited, 1),
+                    "quiet_reached": quiet,
                 }
             )
             report.console.print(

@@ -27,6 +27,7 @@ class StoredObject:
     size_bytes: int
     sha256: str
     number_of_frames: int | None
+    rows: int | None
     site_id: int
 
 
@@ -49,6 +50,7 @@ def find_instances(
             N.c.size_bytes,
             N.c.sha256,
             N.c.number_of_frames,
+            N.c.rows,
             N.c.site_id,
         )
         .select_from(S.join(R, R.c.study_pk == S.c.id).join(N, N.c.series_pk == R.c.id))

@@ -11,6 +11,7 @@ from anyio import to_thread
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
+from connrad.archive.followups import thumbnail_path
 from connrad.archive.retrieve import NotFound, StoredObject, find_instances
 from connrad.dicom import frames as frame_io
 from connrad.dicom import render, transcode
@@ -371,6 +372,7 @@ async def rendered_frame(
 
 
 async def _thumbnail(
+    request: Request,
     services: Services,
     caller: CallerDep,
     study: str,
@@ -379,23 +381,45 @@ async def _thumbnail(
     frame: int | None,
     size: int,
 ) -> Response:
+    media_type = _image_type(request)
+    if media_type is None:
+        return problem(406, "thumbnail media type must be image/jpeg or image/png")
     try:
         objects = _objects(services, caller, study, series, sop)
     except NotFound as exc:
         return problem(404, str(exc))
-    images = [o for o in objects if o.number_of_frames != 0]
+    if series is None and size == 128 and media_type == "image/jpeg":
+        cached = thumbnail_path(services, study)
+        if cached.is_file():  # rendered by the study.thumbnail job
+            return Response(cached.read_bytes(), media_type=media_type)
+    images = [o for o in objects if o.rows is not None]
+    if not images:
+        return problem(404, "no image to make a thumbnail from")
     obj = images[len(images) // 2]
     path = services.blobs.local_path(obj.blob_key)
     try:
         if frame is not None:
             image = await to_thread.run_sync(
-                lambda: render.render_frame(path, frame, viewport=(size, size))
+                lambda: render.render_frame(
+                    path, frame, media_type=media_type, viewport=(size, size)
+                )
             )
         else:
-            image = await to_thread.run_sync(lambda: render.thumbnail(path, size=size))
+            image = await to_thread.run_sync(
+                lambda: render.thumbnail(path, size=size, media_type=media_type)
+            )
     except frame_io.FrameError as exc:
-        return problem(422, str(exc))
-    return Response(image, media_type="image/jpeg")
+        return problem(404 if "range" in str(exc) else 422, str(exc))
+    return Response(image, media_type=media_type)
+
+
+def _image_type(request: Request) -> str | None:
+    for choice in acceptable(_accept(request), "image/jpeg"):
+        if choice.part_type in ("image/jpeg", "image/png"):
+            return choice.part_type
+        if choice.part_type in ("*/*", "image/*"):
+            return "image/jpeg"
+    return None
 
 
 SizeQuery = Annotated[int, Query(ge=16, le=1024)]
@@ -403,16 +427,25 @@ SizeQuery = Annotated[int, Query(ge=16, le=1024)]
 
 @router.get("/studies/{study}/thumbnail", summary="WADO-RS: study thumbnail")
 async def study_thumbnail(
-    study: str, services: ServicesDep, caller: CallerDep, size: SizeQuery = 128
+    study: str,
+    request: Request,
+    services: ServicesDep,
+    caller: CallerDep,
+    size: SizeQuery = 128,
 ) -> Response:
-    return await _thumbnail(services, caller, study, None, None, None, size)
+    return await _thumbnail(request, services, caller, study, None, None, None, size)
 
 
 @router.get("/studies/{study}/series/{series}/thumbnail", summary="WADO-RS: series thumbnail")
 async def series_thumbnail(
-    study: str, series: str, services: ServicesDep, caller: CallerDep, size: SizeQuery = 128
+    study: str,
+    series: str,
+    request: Request,
+    services: ServicesDep,
+    caller: CallerDep,
+    size: SizeQuery = 128,
 ) -> Response:
-    return await _thumbnail(services, caller, study, series, None, None, size)
+    return await _thumbnail(request, services, caller, study, series, None, None, size)
 
 
 @router.get(
@@ -423,11 +456,12 @@ async def instance_thumbnail(
     study: str,
     series: str,
     sop: str,
+    request: Request,
     services: ServicesDep,
     caller: CallerDep,
     size: SizeQuery = 128,
 ) -> Response:
-    return await _thumbnail(services, caller, study, series, sop, None, size)
+    return await _thumbnail(request, services, caller, study, series, sop, None, size)
 
 
 @router.get(
@@ -439,8 +473,9 @@ async def frame_thumbnail(
     series: str,
     sop: str,
     frame: int,
+    request: Request,
     services: ServicesDep,
     caller: CallerDep,
     size: SizeQuery = 128,
 ) -> Response:
-    return await _thumbnail(services, caller, study, series, sop, frame, size)
+    return await _thumbnail(request, services, caller, study, series, sop, frame, size)

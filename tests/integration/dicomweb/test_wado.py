@@ -209,3 +209,28 @@ def test_monochrome1_renders_inverted(client: TestClient) -> None:
         shown.append(np.asarray(Image.open(io.BytesIO(png.content))).astype(int))
     assert shown[0][0, 0] < shown[0][0, -1]
     assert np.abs(shown[0] + shown[1] - 255).max() <= 1
+
+
+def test_thumbnail_media_types_and_non_image_studies(client: TestClient) -> None:
+    ds = make_dataset()
+    store_file(client, to_bytes(ds))
+    study = f"/dicomweb/studies/{ds.StudyInstanceUID}"
+    png = client.get(f"{study}/thumbnail", headers={"Accept": "image/png"})
+    assert png.headers["content-type"] == "image/png"
+    assert Image.open(io.BytesIO(png.content)).format == "PNG"
+    assert client.get(f"{study}/thumbnail", headers={"Accept": "text/plain"}).status_code == 406
+    report = make_dataset(SOPClassUID="1.2.840.10008.5.1.4.1.1.88.11", Modality="SR")
+    for keyword in (
+        "Rows",
+        "Columns",
+        "PixelData",
+        "BitsAllocated",
+        "BitsStored",
+        "HighBit",
+        "SamplesPerPixel",
+        "PhotometricInterpretation",
+        "PixelRepresentation",
+    ):
+        delattr(report, keyword)
+    store_file(client, to_bytes(report))
+    assert client.get(f"/dicomweb/studies/{report.StudyInstanceUID}/thumbnail").status_code == 404
