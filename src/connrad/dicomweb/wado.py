@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import tempfile
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import IO, Annotated, Any
 
 from anyio import to_thread
 from fastapi import APIRouter, Query, Request
@@ -66,25 +67,48 @@ def _choose_instance_syntax(accept: str | None, objects: list[StoredObject]) -> 
     return None
 
 
+Part = tuple[dict[str, str], Iterable[bytes]]
+
+
 def _instance_parts(
     services: Services, objects: list[StoredObject], syntax: str
-) -> Iterator[tuple[dict[str, str], Iterable[bytes]]]:
+) -> tuple[list[Part], int]:
+    """Parts for the objects, and how many could not be transcoded.
+
+    Stored bytes are streamed from the blob store. Transcoded instances are produced before
+    the response starts (spooled to disk past a few MB), so the status can still say
+    whether everything is there; a stream cut halfway would tell the client nothing.
+    """
+    parts: list[Part] = []
+    failed = 0
     for obj in objects:
         if syntax in (ANY_TS, obj.transfer_syntax_uid):
             headers = {
                 "Content-Type": f"application/dicom; transfer-syntax={obj.transfer_syntax_uid}",
                 "Content-Length": str(obj.size_bytes),
             }
-            yield headers, services.blobs.iter_chunks(obj.blob_key)
-        else:
+            parts.append((headers, services.blobs.iter_chunks(obj.blob_key)))
+            continue
+        try:
             data = transcode.transcode(services.blobs.local_path(obj.blob_key), syntax)
-            yield (
-                {
-                    "Content-Type": f"application/dicom; transfer-syntax={syntax}",
-                    "Content-Length": str(len(data)),
-                },
-                [data],
-            )
+        except transcode.TranscodeError:
+            failed += 1
+            continue
+        spool = tempfile.SpooledTemporaryFile(max_size=8 << 20)  # noqa: SIM115
+        spool.write(data)
+        headers = {
+            "Content-Type": f"application/dicom; transfer-syntax={syntax}",
+            "Content-Length": str(len(data)),
+        }
+        parts.append((headers, _drain(spool)))
+    return parts, failed
+
+
+def _drain(spool: IO[bytes], chunk_size: int = 1 << 20) -> Iterator[bytes]:
+    with spool:
+        spool.seek(0)
+        while chunk := spool.read(chunk_size):
+            yield chunk
 
 
 def _retrieve(
@@ -102,15 +126,18 @@ def _retrieve(
     syntax = _choose_instance_syntax(_accept(request), objects)
     if syntax is None:
         return problem(406, "no acceptable media type or transfer syntax can be produced")
-    parts: Iterable[tuple[dict[str, str], Iterable[bytes]]] = _instance_parts(
-        services, objects, syntax
-    )
-    if sop is not None:
-        try:
-            parts = list(parts)  # one instance: fail before the response starts
-        except transcode.TranscodeError:
-            return problem(406, "the instance cannot be transcoded to the requested syntax")
-    return _multipart(parts, "application/dicom")
+    parts, failed = _instance_parts(services, objects, syntax)
+    if not parts:
+        return problem(406, "the instances cannot be transcoded to the requested syntax")
+    response = _multipart(parts, "application/dicom")
+    if failed:
+        # PS3.18 8.7.3.5: some of what was asked for is missing.
+        response.status_code = 206
+        response.headers["Warning"] = (
+            f'299 connrad: "{failed} instance(s) could not be transcoded; ask for '
+            'transfer-syntax=* to receive them as stored"'
+        )
+    return response
 
 
 def _accept(request: Request) -> str | None:
@@ -395,22 +422,26 @@ async def _thumbnail(
     images = [o for o in objects if o.rows is not None]
     if not images:
         return problem(404, "no image to make a thumbnail from")
-    obj = images[len(images) // 2]
-    path = services.blobs.local_path(obj.blob_key)
-    try:
-        if frame is not None:
-            image = await to_thread.run_sync(
-                lambda: render.render_frame(
-                    path, frame, media_type=media_type, viewport=(size, size)
-                )
-            )
-        else:
-            image = await to_thread.run_sync(
-                lambda: render.thumbnail(path, size=size, media_type=media_type)
-            )
-    except frame_io.FrameError as exc:
-        return problem(404 if "range" in str(exc) else 422, str(exc))
-    return Response(image, media_type=media_type)
+    # From the middle outwards: one undecodable image should not cost the series its face.
+    middle = len(images) // 2
+    candidates = sorted(range(len(images)), key=lambda i: abs(i - middle))[:3]
+    error: frame_io.FrameError | None = None
+    for index in candidates:
+        path = services.blobs.local_path(images[index].blob_key)
+        try:
+            image = await to_thread.run_sync(_render_thumbnail, path, frame, size, media_type)
+        except frame_io.FrameError as exc:
+            error = exc
+            continue
+        return Response(image, media_type=media_type)
+    assert error is not None
+    return problem(404 if "range" in str(error) else 422, str(error))
+
+
+def _render_thumbnail(path: Path, frame: int | None, size: int, media_type: str) -> bytes:
+    if frame is None:
+        return render.thumbnail(path, size=size, media_type=media_type)
+    return render.render_frame(path, frame, media_type=media_type, viewport=(size, size))
 
 
 def _image_type(request: Request) -> str | None:

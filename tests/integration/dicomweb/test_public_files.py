@@ -137,3 +137,34 @@ def test_ct_series_frames_and_metadata(live_server: str, frames: str) -> None:
     (found,) = client.search_for_studies(search_filters={"StudyInstanceUID": study})
     assert found["00201208"]["Value"] == [len(datasets)]
     assert BOUNDARY  # the factories' boundary is independent of the server's
+
+
+def test_every_stored_file_is_served_or_refused_clearly(live_server: str) -> None:
+    """No public file, however odd, makes any WADO resource answer 5xx."""
+    studies: set[str] = set()
+    with httpx.Client(timeout=60) as http:
+        for path in public_files():
+            if path.name in EXPECTED_REJECTIONS:
+                continue
+            stored = http.post(
+                f"{live_server}/studies",
+                content=stow_body(path.read_bytes()),
+                headers={"Content-Type": STOW_TYPE},
+            ).json()
+            instance = stored["00081199"]["Value"][0]["00081190"]["Value"][0]
+            study = instance.split("/series/")[0]
+            for resource in (
+                "",
+                "/metadata",
+                "/frames/1",
+                "/rendered",
+                "/thumbnail",
+                "/bulkdata/7FE00010",
+            ):
+                response = http.get(instance + resource)
+                assert response.status_code < 500, (path.name, resource)
+                assert response.status_code in (200, 404, 406, 422), (path.name, resource)
+            studies.add(study)
+        for study in studies:
+            for resource in ("", "/metadata", "/thumbnail"):
+                assert http.get(study + resource).status_code in (200, 206, 404, 406, 422), resource
