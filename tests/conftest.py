@@ -58,7 +58,7 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
 
 @pytest.fixture
 def services(settings: Settings) -> Iterator[Services]:
-    built = build_services(settings)
+    built = build_services(settings, recover=True)
     yield built
     built.close()
 

@@ -43,6 +43,7 @@ class Server:
             ],
             env=self.env,
             stdout=subprocess.DEVNULL,
+            start_new_session=True,  # its own process group: kill -9 takes every worker
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -54,13 +55,44 @@ class Server:
         raise RuntimeError("connrad did not start")
 
     def kill(self) -> None:
+        """kill -9 of the supervisor and its worker processes, as a machine crash would."""
         assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
+        os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait()
+        self._wait_group_gone()
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        self.process.wait(15)
+        self._wait_group_gone()
+
+    def _wait_group_gone(self) -> None:
+        assert self.process is not None
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(self.process.pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.05)
 
     def peak_rss_kib(self) -> int:
-        """The process's high-water resident set size (VmHWM)."""
+        """The largest high-water resident set size (VmHWM) among the server's processes."""
         assert self.process is not None
-        status = Path(f"/proc/{self.process.pid}/status").read_text()
-        line = next(x for x in status.splitlines() if x.startswith("VmHWM:"))
-        return int(line.split()[1])
+        peaks = []
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit():
+                continue
+            try:
+                stat = (proc / "stat").read_text()
+                group = int(stat.rsplit(")", 1)[1].split()[2])
+                if group != self.process.pid:
+                    continue
+                status = (proc / "status").read_text()
+            except (OSError, IndexError, ValueError):
+                continue
+            line = next(x for x in status.splitlines() if x.startswith("VmHWM:"))
+            peaks.append(int(line.split()[1]))
+        return max(peaks)

@@ -22,7 +22,8 @@ log = logging.getLogger(__name__)
 def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        built = services or build_services(settings)
+        # Migrations and recovery ran in the parent before the workers were started.
+        built = services or build_services(settings, migrate=False)
         app.state.services = built
         worker = built.worker() if settings.run_workers else None
         if worker is not None:
@@ -71,3 +72,20 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         return {"status": "ok", "version": __version__}
 
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """Factory for uvicorn's worker processes (``connrad serve`` with several workers)."""
+    _die_with_parent()
+    return create_app(Settings())
+
+
+def _die_with_parent() -> None:
+    """A worker whose supervisor was killed (kill -9) must not linger holding the port."""
+    import ctypes
+    import signal
+    import sys
+
+    if sys.platform.startswith("linux"):
+        pr_set_pdeathsig = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)

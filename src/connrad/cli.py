@@ -38,7 +38,7 @@ def serve(
 
     _logging(log_level)
     settings = Settings()
-    services = build_services(settings)
+    services = build_services(settings, recover=True)
     if demo if demo is not None else settings.demo_data:
         from connrad.demo.load import load_demo_if_empty
 
@@ -46,12 +46,26 @@ def serve(
         if loaded:
             console.print(f"[green]Loaded {loaded} demo instances.[/green]")
     bind_host, bind_port = host or settings.http_host, port or settings.http_port
+    workers = settings.effective_http_workers
     console.print(
         f"connrad on http://{bind_host}:{bind_port}  (DICOMweb: /dicomweb, API docs: "
-        f"/api/docs)  data: {settings.data_dir}"
+        f"/api/docs)  data: {settings.data_dir}  workers: {workers}"
     )
+    if workers == 1:
+        uvicorn.run(
+            create_app(settings, services),
+            host=bind_host,
+            port=bind_port,
+            log_level=log_level,
+            access_log=False,
+        )
+        return
+    services.close()
+    # Worker processes read the same environment; the parent only supervises.
     uvicorn.run(
-        create_app(settings, services),
+        "connrad.app:app_from_environment",
+        factory=True,
+        workers=workers,
         host=bind_host,
         port=bind_port,
         log_level=log_level,

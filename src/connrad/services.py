@@ -37,13 +37,19 @@ class Services:
         self.engine.dispose()
 
 
-def build_services(settings: Settings, *, migrate: bool = True) -> Services:
+def build_services(settings: Settings, *, migrate: bool = True, recover: bool = False) -> Services:
+    """Wire the services.
+
+    ``recover`` removes staging files left by a crash: only the process that starts the
+    others (`connrad serve`) may do it, never one beside peers that are receiving data.
+    """
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.effective_database_url)
     if migrate:
         upgrade(engine)
     blobs = open_blob_store(settings.effective_storage_url, fsync=settings.fsync)
-    blobs.recover()
+    if recover:
+        blobs.recover()
     with engine.connect() as conn:
         local_site_id = conn.execute(
             select(Site.__table__.c.id).where(Site.__table__.c.code == LOCAL_SITE_CODE)

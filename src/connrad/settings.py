@@ -22,6 +22,9 @@ class Settings(BaseSettings):
     storage_url: str = Field("", description="Blob store URL; empty means file://<data_dir>/blobs.")
     http_host: str = "127.0.0.1"
     http_port: int = 8080
+    http_workers: int = Field(
+        0, description="HTTP worker processes; 0 means one per CPU (at most 4)."
+    )
     dimse_port: int = 11112
     ae_title: str = "CONNRAD"
     public_base_url: str = Field(
@@ -41,6 +44,12 @@ class Settings(BaseSettings):
     @classmethod
     def _absolute(cls, value: Path) -> Path:
         return value.expanduser().resolve()
+
+    @property
+    def effective_http_workers(self) -> int:
+        import os
+
+        return self.http_workers or max(1, min(4, os.cpu_count() or 1))
 
     @property
     def effective_database_url(self) -> str:

@@ -27,10 +27,7 @@ _QUIET = timedelta(seconds=2)
 
 def enqueue_thumbnail(conn: Connection, stored: StoredInstance) -> None:
     # One job per new series is enough: the job renders whatever the study holds by then.
-    first_of_series = conn.execute(
-        select(Series.__table__.c.num_instances).where(Series.__table__.c.id == stored.series_pk)
-    ).scalar_one()
-    if first_of_series == 1:
+    if stored.new_series:
         queue.enqueue(conn, THUMBNAIL_JOB, {"study_pk": stored.study_pk}, delay=_QUIET)
 
 

@@ -6,6 +6,8 @@ recount. The first instance of a patient, study or series decides its indexed at
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, insert, select, update
@@ -28,14 +30,71 @@ class OwnershipConflict(Exception):
     """The UID is already indexed under another site, study or series."""
 
 
+@dataclass(frozen=True)
+class Parent:
+    pk: int
+    owner: int  # the site of a study; the study of a series
+
+
+class ParentCache:
+    """UID -> primary key of studies and series already committed.
+
+    A UID's row never changes its key, so entries stay true across processes; only rows
+    created in a committed transaction are remembered.
+    """
+
+    def __init__(self, size: int = 50_000) -> None:
+        self.size = size
+        self._entries: OrderedDict[str, Parent] = OrderedDict()
+
+    def get(self, uid: str) -> Parent | None:
+        return self._entries.get(uid)
+
+    def pending(self) -> PendingParents:
+        return PendingParents(self)
+
+    def remember(self, pending: PendingParents) -> None:
+        for uid, parent in pending.transaction.items():
+            self._entries[uid] = parent
+        pending.transaction.clear()
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+
+
+class PendingParents:
+    """Rows seen or created inside the current transaction and savepoint."""
+
+    def __init__(self, cache: ParentCache) -> None:
+        self.cache = cache
+        self.transaction: dict[str, Parent] = {}
+        self.item: dict[str, Parent] = {}
+
+    def get(self, uid: str) -> Parent | None:
+        return self.item.get(uid) or self.transaction.get(uid) or self.cache.get(uid)
+
+    def add(self, uid: str, parent: Parent) -> None:
+        self.item[uid] = parent
+
+    def keep_item(self) -> None:
+        self.transaction.update(self.item)
+        self.item.clear()
+
+    def forget_item(self) -> None:
+        self.item.clear()
+
+
 def add_instance(
-    conn: Connection, header: InstanceHeader, staged: StagedBlob, source: Source
+    conn: Connection,
+    header: InstanceHeader,
+    staged: StagedBlob,
+    source: Source,
+    parents: PendingParents,
 ) -> StoredInstance:
     from connrad.archive.ingest import StoredInstance
 
     now = utcnow()
-    study_pk = _study(conn, header, source.site_id, now)
-    series_pk = _series(conn, header, study_pk, now)
+    study_pk = _study(conn, header, source.site_id, now, parents)
+    series_pk, new_series = _series(conn, header, study_pk, now, parents)
     instance_pk = conn.execute(
         insert(instances)
         .values(
@@ -73,7 +132,9 @@ def add_instance(
             last_received_at=now,
         )
     )
-    return StoredInstance(instance_pk, series_pk, study_pk, source.site_id, header, staged)
+    return StoredInstance(
+        instance_pk, series_pk, study_pk, source.site_id, header, staged, new_series
+    )
 
 
 def _patient(conn: Connection, header: InstanceHeader, site_id: int, now: object) -> int:
@@ -107,14 +168,21 @@ def _patient(conn: Connection, header: InstanceHeader, site_id: int, now: object
     )
 
 
-def _study(conn: Connection, header: InstanceHeader, site_id: int, now: object) -> int:
-    found = conn.execute(
-        select(studies.c.id, studies.c.site_id).where(studies.c.study_uid == header.study_uid)
-    ).first()
+def _study(
+    conn: Connection, header: InstanceHeader, site_id: int, now: object, parents: PendingParents
+) -> int:
+    found = parents.get("study:" + header.study_uid)
+    if found is None:
+        row = conn.execute(
+            select(studies.c.id, studies.c.site_id).where(studies.c.study_uid == header.study_uid)
+        ).first()
+        if row is not None:
+            found = Parent(int(row.id), int(row.site_id))
+            parents.add("study:" + header.study_uid, found)
     if found is not None:
-        if found.site_id != site_id:
+        if found.owner != site_id:
             raise OwnershipConflict("the study is already stored for another site")
-        return int(found.id)
+        return found.pk
     patient_pk = _patient(conn, header, site_id, now)
     referring = header.referring_physician
     study_pk = conn.execute(
@@ -147,17 +215,26 @@ def _study(conn: Connection, header: InstanceHeader, site_id: int, now: object) 
         .where(patients.c.id == patient_pk)
         .values(num_studies=patients.c.num_studies + 1)
     )
+    parents.add("study:" + header.study_uid, Parent(int(study_pk), site_id))
     return int(study_pk)
 
 
-def _series(conn: Connection, header: InstanceHeader, study_pk: int, now: object) -> int:
-    found = conn.execute(
-        select(series.c.id, series.c.study_pk).where(series.c.series_uid == header.series_uid)
-    ).first()
+def _series(
+    conn: Connection, header: InstanceHeader, study_pk: int, now: object, parents: PendingParents
+) -> tuple[int, bool]:
+    """The series key, and whether this instance created the series."""
+    found = parents.get("series:" + header.series_uid)
+    if found is None:
+        row = conn.execute(
+            select(series.c.id, series.c.study_pk).where(series.c.series_uid == header.series_uid)
+        ).first()
+        if row is not None:
+            found = Parent(int(row.id), int(row.study_pk))
+            parents.add("series:" + header.series_uid, found)
     if found is not None:
-        if found.study_pk != study_pk:
+        if found.owner != study_pk:
             raise OwnershipConflict("the series is already stored under another study")
-        return int(found.id)
+        return found.pk, False
     series_pk = conn.execute(
         insert(series)
         .values(
@@ -183,4 +260,5 @@ def _series(conn: Connection, header: InstanceHeader, study_pk: int, now: object
     if header.modality and header.modality not in present:
         values["modalities_in_study"] = "\\".join(sorted([*present, header.modality]))
     conn.execute(update(studies).where(studies.c.id == study_pk).values(**values))
-    return int(series_pk)
+    parents.add("series:" + header.series_uid, Parent(int(series_pk), study_pk))
+    return int(series_pk), True

@@ -13,14 +13,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from sqlalchemy import Connection, Engine, select
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy import Connection, Engine
 
-from connrad.archive import index
+from connrad.archive.committer import IndexCommitter, Outcome
 from connrad.archive.status import StoreStatus
-from connrad.db.transaction import write_transaction
 from connrad.dicom.parse import InstanceHeader, ParseError, read_header
 from connrad.dicom.uids import is_storage_sop_class
 from connrad.storage import BlobStore, StagedBlob
@@ -45,6 +43,7 @@ class StoredInstance:
     site_id: int
     header: InstanceHeader
     staged: StagedBlob
+    new_series: bool
 
 
 # Follow-up hooks run inside the indexing transaction and enqueue their jobs there.
@@ -66,17 +65,24 @@ class IngestResult:
         return not self.status.is_failure
 
 
-@dataclass
 class IngestService:
-    engine: Engine
-    blobs: BlobStore
-    accept_unknown_sop_classes: bool = False
-    follow_ups: list[FollowUp] = field(default_factory=list)
+    def __init__(
+        self, engine: Engine, blobs: BlobStore, *, accept_unknown_sop_classes: bool = False
+    ) -> None:
+        self.engine = engine
+        self.blobs = blobs
+        self.accept_unknown_sop_classes = accept_unknown_sop_classes
+        self.follow_ups: list[FollowUp] = []
+        self.committer = IndexCommitter(engine, self.follow_ups)
 
     def ingest(
         self, staged: StagedBlob, source: Source, *, expected_study_uid: str | None = None
     ) -> IngestResult:
-        """Ingest one staged file; the staged file is consumed (committed or discarded)."""
+        """Ingest one staged file; the staged file is consumed (committed or discarded).
+
+        Thread-safe: doors call it from many threads at once; the index writes of concurrent
+        calls are grouped into shared transactions.
+        """
         try:
             return self._ingest(staged, source, expected_study_uid)
         finally:
@@ -100,15 +106,26 @@ class IngestService:
         if rejection:
             result.status, result.reason = rejection
             return result
-        if self._known_duplicate(header, staged, result):
-            return result
         try:
             self.blobs.commit(staged)
         except OSError as exc:
             log.error("blob commit failed: %s", type(exc).__name__)
             result.status, result.reason = StoreStatus.OUT_OF_RESOURCES, "storage unavailable"
             return result
-        return self._index(header, staged, source, result)
+        # A blob left unreferenced (rejected duplicate, conflict) is never deleted here: a
+        # concurrent ingest in another process may be indexing the same content right now.
+        outcome, reason = self.committer.submit(header, staged, source)
+        result.reason = reason
+        if outcome is Outcome.SAME_CONTENT:
+            result.duplicate = True
+        elif outcome is Outcome.OTHER_CONTENT:
+            result.duplicate = True
+            result.status = StoreStatus.ELEMENTS_DISCARDED
+        elif outcome is Outcome.CONFLICT:
+            result.status = StoreStatus.PROCESSING_FAILURE
+        elif outcome is Outcome.UNAVAILABLE:
+            result.status = StoreStatus.OUT_OF_RESOURCES
+        return result
 
     def _check(
         self, header: InstanceHeader, expected_study_uid: str | None
@@ -118,49 +135,3 @@ class IngestService:
         if not self.accept_unknown_sop_classes and not is_storage_sop_class(header.sop_class_uid):
             return StoreStatus.SOP_CLASS_NOT_SUPPORTED, "SOP class is not a storage SOP class"
         return None
-
-    def _known_duplicate(
-        self, header: InstanceHeader, staged: StagedBlob, result: IngestResult
-    ) -> bool:
-        with self.engine.connect() as conn:
-            existing = conn.execute(
-                select(index.instances.c.sha256).where(
-                    index.instances.c.sop_uid == header.sop_instance_uid
-                )
-            ).scalar()
-        if existing is None:
-            return False
-        _mark_duplicate(result, same_content=existing == staged.sha256)
-        return True
-
-    def _index(
-        self, header: InstanceHeader, staged: StagedBlob, source: Source, result: IngestResult
-    ) -> IngestResult:
-        for attempt in range(5):
-            try:
-                with write_transaction(self.engine) as conn:
-                    stored = index.add_instance(conn, header, staged, source)
-                    for follow_up in self.follow_ups:
-                        follow_up(conn, stored)
-                return result
-            except index.OwnershipConflict as exc:
-                result.status, result.reason = StoreStatus.PROCESSING_FAILURE, str(exc)
-                return result
-            except IntegrityError:
-                # A concurrent request created the same patient/study/series/instance first.
-                if self._known_duplicate(header, staged, result):
-                    return result
-                if attempt == 4:
-                    raise
-            except OperationalError as exc:
-                log.error("index write failed: %s", type(exc).__name__)
-                result.status, result.reason = StoreStatus.OUT_OF_RESOURCES, "index unavailable"
-                return result
-        return result
-
-
-def _mark_duplicate(result: IngestResult, *, same_content: bool) -> None:
-    result.duplicate = True
-    if not same_content:
-        result.status = StoreStatus.ELEMENTS_DISCARDED
-        result.reason = "an instance with this SOP Instance UID and other content is stored"

@@ -30,6 +30,39 @@ pydicom_config.settings.reading_validation_mode = pydicom_config.IGNORE
 PIXEL_DATA_TAGS = (Tag(0x7FE0, 0x0010), Tag(0x7FE0, 0x0008), Tag(0x7FE0, 0x0009))
 _DEFER = 2048  # values larger than this are not loaded while indexing
 
+_KEYWORDS = (
+    "SpecificCharacterSet",
+    "SOPClassUID",
+    "SOPInstanceUID",
+    "StudyInstanceUID",
+    "SeriesInstanceUID",
+    "PatientID",
+    "IssuerOfPatientID",
+    "PatientName",
+    "PatientBirthDate",
+    "PatientSex",
+    "StudyDate",
+    "StudyTime",
+    "AccessionNumber",
+    "StudyID",
+    "StudyDescription",
+    "ReferringPhysicianName",
+    "Modality",
+    "SeriesNumber",
+    "SeriesDescription",
+    "BodyPartExamined",
+    "PerformedProcedureStepStartDate",
+    "PerformedProcedureStepStartTime",
+    "InstanceNumber",
+    "Rows",
+    "Columns",
+    "NumberOfFrames",
+    "BitsAllocated",
+)
+_TAGS = {keyword: Tag(keyword) for keyword in _KEYWORDS}
+# Only what the index needs is kept (the reader still walks, and so checks, every element).
+_SPECIFIC_TAGS = [*_TAGS.values(), *PIXEL_DATA_TAGS]
+
 
 class ParseError(Exception):
     """The file is not a readable, complete DICOM Part 10 instance."""
@@ -69,7 +102,7 @@ class InstanceHeader:
 
 def read_header(path: Path) -> InstanceHeader:
     try:
-        ds = pydicom.dcmread(path, defer_size=_DEFER)
+        ds = pydicom.dcmread(path, defer_size=_DEFER, specific_tags=_SPECIFIC_TAGS)
     except InvalidDicomError:
         ds = _read_without_preamble(path)
     except Exception as exc:  # pydicom raises many types for malformed input
@@ -95,7 +128,7 @@ def _read_without_preamble(path: Path) -> Dataset:
     if not starts_with_meta:
         raise ParseError("not a DICOM Part 10 file (no DICM prefix and no file meta)")
     try:
-        ds = pydicom.dcmread(path, defer_size=_DEFER, force=True)
+        ds = pydicom.dcmread(path, defer_size=_DEFER, force=True, specific_tags=_SPECIFIC_TAGS)
     except Exception as exc:
         raise ParseError(f"unreadable DICOM data ({type(exc).__name__})") from exc
     if "TransferSyntaxUID" not in ds.file_meta:
@@ -115,7 +148,7 @@ def _header(ds: Dataset, transfer_syntax: str) -> InstanceHeader:
             raise ParseError(f"{keyword} is missing")
         if not is_valid_uid(value):
             raise ParseError(f"{keyword} is not a valid UID")
-    charset = ds.get("SpecificCharacterSet", "")
+    charset = _value(ds, "SpecificCharacterSet") or ""
     if not isinstance(charset, str):
         charset = "\\".join(charset)
     return InstanceHeader(
@@ -127,7 +160,7 @@ def _header(ds: Dataset, transfer_syntax: str) -> InstanceHeader:
         specific_character_set=charset,
         patient_id=_text(ds, "PatientID"),
         issuer_of_patient_id=_text(ds, "IssuerOfPatientID"),
-        patient_name=NameGroups.from_value(ds.get("PatientName")),
+        patient_name=NameGroups.from_value(_value(ds, "PatientName")),
         birth_date=_text(ds, "PatientBirthDate")[:8],
         sex=_text(ds, "PatientSex"),
         study_date=_text(ds, "StudyDate")[:8],
@@ -135,7 +168,7 @@ def _header(ds: Dataset, transfer_syntax: str) -> InstanceHeader:
         accession_number=_text(ds, "AccessionNumber"),
         study_id=_text(ds, "StudyID"),
         study_description=_text(ds, "StudyDescription"),
-        referring_physician=NameGroups.from_value(ds.get("ReferringPhysicianName")),
+        referring_physician=NameGroups.from_value(_value(ds, "ReferringPhysicianName")),
         modality=_text(ds, "Modality"),
         series_number=_int(ds, "SeriesNumber"),
         series_description=_text(ds, "SeriesDescription"),
@@ -150,8 +183,14 @@ def _header(ds: Dataset, transfer_syntax: str) -> InstanceHeader:
     )
 
 
+def _value(ds: Dataset, keyword: str) -> Any:
+    element = ds.get(_TAGS[keyword])
+    return None if element is None else element.value
+
+
 def _text(ds: Dataset, keyword: str) -> str:
-    value: Any = ds.get(keyword)
+    element = ds.get(_TAGS[keyword])
+    value: Any = None if element is None else element.value
     if value is None:
         return ""
     if isinstance(value, list | tuple) or type(value).__name__ == "MultiValue":
@@ -160,7 +199,8 @@ def _text(ds: Dataset, keyword: str) -> str:
 
 
 def _int(ds: Dataset, keyword: str) -> int | None:
-    value: Any = ds.get(keyword)
+    element = ds.get(_TAGS[keyword])
+    value: Any = None if element is None else element.value
     if value is None or value == "":
         return None
     try:

@@ -26,7 +26,7 @@ from connrad.storage import BlobStore, StagingWriter
 log = logging.getLogger(__name__)
 router = APIRouter()
 
-_IN_FLIGHT = 4  # parts of one request being ingested at once
+_IN_FLIGHT = 16  # parts of one request being ingested at once
 
 
 @router.post("/studies", summary="STOW-RS: store instances")

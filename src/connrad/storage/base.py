@@ -24,8 +24,12 @@ class StagedBlob:
 
     @property
     def key(self) -> str:
-        """Content-addressed key: identical content is stored once."""
-        return f"{self.sha256[:2]}/{self.sha256[2:4]}/{self.sha256}"
+        """Content-addressed key: identical content is stored once.
+
+        One level of 256 folders, created up front: creating folders on the ingest path
+        would cost a journal commit each.
+        """
+        return f"{self.sha256[:2]}/{self.sha256}"
 
 
 class StagingWriter:

@@ -16,7 +16,7 @@ class FileBlobStore(BlobStore):
         self.fsync = fsync
         self.staging_dir = root / "tmp"
         self.staging_dir.mkdir(parents=True, exist_ok=True)
-        self._known_dirs: set[Path] = set()
+        self._create_fanout()
 
     def stage(self) -> StagingWriter:
         return StagingWriter(self.staging_dir / f"{uuid.uuid4().hex}.part", self.fsync)
@@ -27,7 +27,6 @@ class FileBlobStore(BlobStore):
             # Same content already committed: nothing new to store.
             staged.path.unlink(missing_ok=True)
             return staged.key
-        self._ensure_dir(target.parent)
         os.replace(staged.path, target)
         if self.fsync:
             _fsync_dir(target.parent)
@@ -55,16 +54,16 @@ class FileBlobStore(BlobStore):
             removed += 1
         return removed
 
-    def _ensure_dir(self, folder: Path) -> None:
-        if folder in self._known_dirs:
-            return
-        if not folder.is_dir():
-            folder.mkdir(parents=True, exist_ok=True)
-            if self.fsync:
-                # The new folder's own entry must be durable, up to the store root.
-                _fsync_dir(folder.parent)
-                _fsync_dir(folder.parent.parent)
-        self._known_dirs.add(folder)
+    def _create_fanout(self) -> None:
+        created = False
+        for n in range(256):
+            folder = self.root / f"{n:02x}"
+            if not folder.is_dir():
+                folder.mkdir(exist_ok=True)
+                created = True
+        if created and self.fsync:
+            _fsync_dir(self.root)
+            _fsync_dir(self.root.parent)
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -1,0 +1,143 @@
+"""Group commit: one thread writes the index for every concurrent ingest, in batches.
+
+Each ingest waits for its own outcome, so nothing is acknowledged before its commit. A batch
+is one write transaction with a savepoint per instance (one bad instance does not undo the
+others): the fsync of the database commit, the dominant cost of a small instance, is shared
+by everything that arrived while the previous batch was being written.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from concurrent.futures import Future
+from dataclasses import dataclass
+from enum import Enum, auto
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Connection, Engine, select
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from connrad.archive import index
+from connrad.db.transaction import write_transaction
+from connrad.dicom.parse import InstanceHeader
+from connrad.storage import StagedBlob
+
+if TYPE_CHECKING:
+    from connrad.archive.ingest import FollowUp, Source
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 64
+_OTHER_CONTENT = "an instance with this SOP Instance UID and other content is stored"
+
+
+class Outcome(Enum):
+    INDEXED = auto()
+    SAME_CONTENT = auto()  # already stored, identical
+    OTHER_CONTENT = auto()  # already stored with other content: the first is kept
+    CONFLICT = auto()  # UID owned by another site/study
+    UNAVAILABLE = auto()  # database error
+
+
+@dataclass
+class _Request:
+    header: InstanceHeader
+    staged: StagedBlob
+    source: Source
+    future: Future[tuple[Outcome, str]]
+
+
+class IndexCommitter:
+    def __init__(self, engine: Engine, follow_ups: list[FollowUp]) -> None:
+        self.engine = engine
+        self.follow_ups = follow_ups
+        self.parents = index.ParentCache()
+        self._queue: queue.SimpleQueue[_Request] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def submit(
+        self, header: InstanceHeader, staged: StagedBlob, source: Source
+    ) -> tuple[Outcome, str]:
+        self._ensure_thread()
+        future: Future[tuple[Outcome, str]] = Future()
+        self._queue.put(_Request(header, staged, source, future))
+        return future.result()
+
+    def _ensure_thread(self) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            with self._lock:
+                if self._thread is None or not self._thread.is_alive():
+                    self._thread = threading.Thread(
+                        target=self._run, name="connrad-index-committer", daemon=True
+                    )
+                    self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            batch = [self._queue.get()]
+            while len(batch) < MAX_BATCH:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                self._commit(batch)
+            except Exception:  # never let the committer die with waiters blocked
+                log.exception("index batch failed")
+                for request in batch:
+                    if not request.future.done():
+                        request.future.set_result((Outcome.UNAVAILABLE, "index unavailable"))
+
+    def _commit(self, batch: list[_Request]) -> None:
+        outcomes: list[tuple[Outcome, str]] = []
+        try:
+            with write_transaction(self.engine) as conn:
+                pending = self.parents.pending()
+                for request in batch:
+                    outcomes.append(self._one(conn, request, pending))
+            self.parents.remember(pending)
+        except OperationalError as exc:
+            log.error("index write failed: %s", type(exc).__name__)
+            outcomes = [(Outcome.UNAVAILABLE, "index unavailable")] * len(batch)
+        for request, outcome in zip(batch, outcomes, strict=True):
+            request.future.set_result(outcome)
+
+    def _one(
+        self, conn: Connection, request: _Request, pending: index.PendingParents
+    ) -> tuple[Outcome, str]:
+        existing = conn.execute(
+            select(index.instances.c.sha256).where(
+                index.instances.c.sop_uid == request.header.sop_instance_uid
+            )
+        ).scalar()
+        if existing is not None:
+            if existing == request.staged.sha256:
+                return Outcome.SAME_CONTENT, ""
+            return Outcome.OTHER_CONTENT, _OTHER_CONTENT
+        for attempt in range(2):
+            savepoint = conn.begin_nested()
+            try:
+                stored = index.add_instance(
+                    conn, request.header, request.staged, request.source, pending
+                )
+                for follow_up in self.follow_ups:
+                    follow_up(conn, stored)
+            except index.OwnershipConflict as exc:
+                savepoint.rollback()
+                pending.forget_item()
+                return Outcome.CONFLICT, str(exc)
+            except IntegrityError:
+                # Another process created the same patient/study/series first; with its
+                # row now committed, a second attempt finds and uses it.
+                savepoint.rollback()
+                pending.forget_item()
+                if attempt:
+                    return Outcome.UNAVAILABLE, "index constraint violated"
+                continue
+            savepoint.commit()
+            pending.keep_item()
+            return Outcome.INDEXED, ""
+        raise AssertionError("unreachable")
