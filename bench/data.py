@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 import numpy as np
-import pydicom
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian
+from pydicom.dataset import Dataset
 
-from connrad.demo.generate import DEMO_PATIENTS, ct_series, demo_uid, to_part10_bytes
+from connrad.demo.generate import DEMO_PATIENTS, ct_series, demo_uid, tiny_ct, to_part10_bytes
 
 
 @dataclass(frozen=True)
@@ -68,33 +65,11 @@ class QidoWorkload:
 
 
 def _template() -> Dataset:
-    ds = Dataset()
-    ds.SpecificCharacterSet = "ISO_IR 100"
-    ds.SOPClassUID = CTImageStorage
-    ds.Modality = "CT"
-    ds.SeriesNumber = 1
-    ds.InstanceNumber = 1
-    ds.ReferringPhysicianName = "Lee^Sora"
-    ds.InstitutionName = "connrad Bench Clinic"
-    ds.Rows = ds.Columns = 8
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.BitsAllocated = 16
-    ds.BitsStored = 12
-    ds.HighBit = 11
-    ds.PixelRepresentation = 0
-    ds.PixelData = (np.arange(64, dtype=np.uint16) * 60).tobytes()
-    return ds
-
-
-def _part10(ds: Dataset) -> bytes:
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
-    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    buffer = io.BytesIO()
-    pydicom.dcmwrite(buffer, ds, enforce_file_format=True)
-    return buffer.getvalue()
+    return tiny_ct(
+        SpecificCharacterSet="ISO_IR 100",
+        ReferringPhysicianName="Lee^Sora",
+        InstitutionName="connrad Bench Clinic",
+    )
 
 
 def qido_workload(n_studies: int, *, seed: int = 7, n_queries: int = 50) -> QidoWorkload:
@@ -125,7 +100,7 @@ def qido_workload(n_studies: int, *, seed: int = 7, n_queries: int = 50) -> Qido
         ds.AccessionNumber = f"BA{index:08d}"
         ds.StudyID = str(index % 10_000)
         ds.StudyDescription = _DESCRIPTIONS[index % len(_DESCRIPTIONS)]
-        workload.payloads.append(_part10(ds))
+        workload.payloads.append(to_part10_bytes(ds))
     for pick in rng.integers(n_studies, size=n_queries):
         patient = int(owners[pick])
         workload.patient_ids.append(f"BP{patient:07d}")

@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import uvicorn
@@ -18,6 +19,9 @@ from connrad.app import create_app
 from connrad.services import Services, build_services
 from connrad.settings import Settings
 from tests.peers import missing
+
+if TYPE_CHECKING:
+    from tests.servers import Server
 
 PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
@@ -94,3 +98,14 @@ def live_server(settings: Settings, services: Services) -> Iterator[str]:
     yield f"http://127.0.0.1:{port}/dicomweb"
     server.should_exit = True
     thread.join(10)
+
+
+@pytest.fixture
+def connrad_process(tmp_path: Path, database_url: str) -> Iterator[Server]:
+    """`connrad serve` as a real process group (supervisor and workers)."""
+    from tests.servers import Server
+
+    running = Server(tmp_path / "var", database_url)
+    running.start()
+    yield running
+    running.stop()

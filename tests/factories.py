@@ -2,57 +2,21 @@
 
 from __future__ import annotations
 
-import io
 from typing import Any
 
-import numpy as np
-import pydicom
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+from pydicom.dataset import Dataset
 
+from connrad.demo.generate import tiny_ct, to_part10_bytes
 from connrad.dicomweb.multipart import multipart_body
 
 
 def make_dataset(**attributes: Any) -> Dataset:
     """An 8x8 CT image; keyword arguments override or add attributes."""
-    ds = Dataset()
-    ds.SOPClassUID = CTImageStorage
-    ds.SOPInstanceUID = generate_uid()
-    ds.StudyInstanceUID = generate_uid()
-    ds.SeriesInstanceUID = generate_uid()
-    ds.PatientName = "Doe^Jane"
-    ds.PatientID = "P-1"
-    ds.PatientBirthDate = "19700101"
-    ds.PatientSex = "F"
-    ds.StudyDate = "20260101"
-    ds.StudyTime = "101500"
-    ds.AccessionNumber = "ACC1"
-    ds.StudyID = "S1"
-    ds.ReferringPhysicianName = "Ref^Doc"
-    ds.Modality = "CT"
-    ds.SeriesNumber = 1
-    ds.InstanceNumber = 1
-    ds.Rows = ds.Columns = 8
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.BitsAllocated = 16
-    ds.BitsStored = 12
-    ds.HighBit = 11
-    ds.PixelRepresentation = 0
-    ds.PixelData = (np.arange(64, dtype=np.uint16) * 60).tobytes()
-    for keyword, value in attributes.items():
-        setattr(ds, keyword, value)
-    return ds
+    return tiny_ct(**attributes)
 
 
 def to_bytes(ds: Dataset) -> bytes:
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
-    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    buffer = io.BytesIO()
-    pydicom.dcmwrite(buffer, ds, enforce_file_format=True)
-    return buffer.getvalue()
+    return to_part10_bytes(ds)
 
 
 def make_instance(**attributes: Any) -> bytes:

@@ -10,7 +10,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Column, Connection, insert, select, update
 
 from connrad.archive.models import Instance, Patient, Series, Study
 from connrad.db.base import utcnow
@@ -168,17 +168,29 @@ def _patient(conn: Connection, header: InstanceHeader, site_id: int, now: object
     )
 
 
+def _existing(
+    conn: Connection,
+    parents: PendingParents,
+    uid_column: Column[str],
+    uid: str,
+    owner_column: Column[int],
+) -> Parent | None:
+    """A study or series by UID, from the cache or the index (then cached)."""
+    key = f"{uid_column.table.name}:{uid}"
+    found = parents.get(key)
+    if found is None:
+        table = uid_column.table
+        row = conn.execute(select(table.c.id, owner_column).where(uid_column == uid)).first()
+        if row is not None:
+            found = Parent(int(row[0]), int(row[1]))
+            parents.add(key, found)
+    return found
+
+
 def _study(
     conn: Connection, header: InstanceHeader, site_id: int, now: object, parents: PendingParents
 ) -> int:
-    found = parents.get("study:" + header.study_uid)
-    if found is None:
-        row = conn.execute(
-            select(studies.c.id, studies.c.site_id).where(studies.c.study_uid == header.study_uid)
-        ).first()
-        if row is not None:
-            found = Parent(int(row.id), int(row.site_id))
-            parents.add("study:" + header.study_uid, found)
+    found = _existing(conn, parents, studies.c.study_uid, header.study_uid, studies.c.site_id)
     if found is not None:
         if found.owner != site_id:
             raise OwnershipConflict("the study is already stored for another site")
@@ -215,7 +227,7 @@ def _study(
         .where(patients.c.id == patient_pk)
         .values(num_studies=patients.c.num_studies + 1)
     )
-    parents.add("study:" + header.study_uid, Parent(int(study_pk), site_id))
+    parents.add(f"studies:{header.study_uid}", Parent(int(study_pk), site_id))
     return int(study_pk)
 
 
@@ -223,14 +235,7 @@ def _series(
     conn: Connection, header: InstanceHeader, study_pk: int, now: object, parents: PendingParents
 ) -> tuple[int, bool]:
     """The series key, and whether this instance created the series."""
-    found = parents.get("series:" + header.series_uid)
-    if found is None:
-        row = conn.execute(
-            select(series.c.id, series.c.study_pk).where(series.c.series_uid == header.series_uid)
-        ).first()
-        if row is not None:
-            found = Parent(int(row.id), int(row.study_pk))
-            parents.add("series:" + header.series_uid, found)
+    found = _existing(conn, parents, series.c.series_uid, header.series_uid, series.c.study_pk)
     if found is not None:
         if found.owner != study_pk:
             raise OwnershipConflict("the series is already stored under another study")
@@ -260,5 +265,5 @@ def _series(
     if header.modality and header.modality not in present:
         values["modalities_in_study"] = "\\".join(sorted([*present, header.modality]))
     conn.execute(update(studies).where(studies.c.id == study_pk).values(**values))
-    parents.add("series:" + header.series_uid, Parent(int(series_pk), study_pk))
+    parents.add(f"series:{header.series_uid}", Parent(int(series_pk), study_pk))
     return int(series_pk), True

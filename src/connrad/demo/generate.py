@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -648,6 +649,43 @@ def demo_studies(*, seed: int = 0) -> list[list[Dataset]]:
         [cr_chest(patient=park, study=chest, study_uid=uid("cr-chest"), seed=seed)],
         [us_cine(patient=mueller, study=abdomen, study_uid=uid("us-abdomen"), seed=seed)],
     ]
+
+
+def tiny_ct(**attributes: Any) -> Dataset:
+    """An 8x8 CT image with fresh UIDs and plausible identity; keywords override or add.
+
+    The smallest valid storable instance: for tests and for filling an index quickly.
+    """
+    from pydicom.uid import generate_uid
+
+    ds = Dataset()
+    ds.SOPClassUID = CT_IMAGE_STORAGE
+    ds.SOPInstanceUID = generate_uid()
+    ds.StudyInstanceUID = generate_uid()
+    ds.SeriesInstanceUID = generate_uid()
+    ds.PatientName = "Doe^Jane"
+    ds.PatientID = "P-1"
+    ds.PatientBirthDate = "19700101"
+    ds.PatientSex = "F"
+    ds.StudyDate = "20260101"
+    ds.StudyTime = "101500"
+    ds.AccessionNumber = "ACC1"
+    ds.StudyID = "S1"
+    ds.ReferringPhysicianName = "Ref^Doc"
+    ds.Modality = "CT"
+    ds.SeriesNumber = 1
+    ds.InstanceNumber = 1
+    ds.Rows = ds.Columns = 8
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.BitsAllocated = 16
+    ds.BitsStored = 12
+    ds.HighBit = 11
+    ds.PixelRepresentation = 0
+    ds.PixelData = (np.arange(64, dtype=np.uint16) * 60).tobytes()
+    for keyword, value in attributes.items():
+        setattr(ds, keyword, value)
+    return ds
 
 
 def file_meta(ds: Dataset) -> FileMetaDataset:

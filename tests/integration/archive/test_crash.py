@@ -8,7 +8,6 @@ import hashlib
 import random
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -24,14 +23,6 @@ KILLS = 5
 PER_REQUEST = 8
 
 
-@pytest.fixture
-def server(tmp_path: Path, database_url: str) -> Iterator[Server]:
-    running = Server(tmp_path / "var", database_url)
-    running.start()
-    yield running
-    running.stop()
-
-
 def instances(count: int) -> list[bytes]:
     series = ct_series(count, rows=512, columns=512, patient=DEMO_PATIENTS[1], seed=7)
     return [to_part10_bytes(ds) for ds in series]
@@ -39,7 +30,7 @@ def instances(count: int) -> list[bytes]:
 
 @pytest.mark.slow
 def test_acknowledged_instances_survive_sigkill(
-    server: Server, database_url: str, tmp_path: Path
+    connrad_process: Server, database_url: str, tmp_path: Path
 ) -> None:
     payloads = instances(160)
     digests = {hashlib.sha256(p).hexdigest() for p in payloads}
@@ -54,7 +45,7 @@ def test_acknowledged_instances_survive_sigkill(
             position += PER_REQUEST
             try:
                 response = httpx.post(
-                    f"{server.root}/studies",
+                    f"{connrad_process.root}/studies",
                     content=stow_body(*batch),
                     headers={"Content-Type": STOW_TYPE},
                     timeout=30,
@@ -76,8 +67,8 @@ def test_acknowledged_instances_survive_sigkill(
     try:
         for _ in range(KILLS):
             time.sleep(rng.uniform(0.4, 1.5))
-            server.kill()
-            server.start()
+            connrad_process.kill()
+            connrad_process.start()
         time.sleep(0.5)
     finally:
         stop.set()
@@ -87,7 +78,9 @@ def test_acknowledged_instances_survive_sigkill(
 
     with httpx.Client(timeout=30) as http:
         for sop, digest in acknowledged.items():
-            found = http.get(f"{server.root}/instances", params={"SOPInstanceUID": sop}).json()
+            found = http.get(
+                f"{connrad_process.root}/instances", params={"SOPInstanceUID": sop}
+            ).json()
             assert len(found) == 1, sop
             response = http.get(
                 found[0]["00081190"]["Value"][0],

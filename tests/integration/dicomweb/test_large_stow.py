@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import numpy as np
@@ -17,16 +16,8 @@ FRAMES = 160  # 160 x 1024 x 1024 x 2 bytes = 320 MiB of pixel data
 CHUNK = 1 << 20
 
 
-@pytest.fixture
-def server(tmp_path: Path, database_url: str) -> Iterator[Server]:
-    running = Server(tmp_path / "var", database_url)
-    running.start()
-    yield running
-    running.stop()
-
-
 @pytest.mark.slow
-def test_320_mib_instance_streams_with_bounded_memory(server: Server) -> None:
+def test_320_mib_instance_streams_with_bounded_memory(connrad_process: Server) -> None:
     ds = make_dataset(
         Rows=1024, Columns=1024, NumberOfFrames=FRAMES, BitsStored=16, HighBit=15, PixelData=b""
     )
@@ -37,7 +28,7 @@ def test_320_mib_instance_streams_with_bounded_memory(server: Server) -> None:
     digest = hashlib.sha256(data).hexdigest()
     head = f"--{BOUNDARY}\r\nContent-Type: application/dicom\r\n\r\n".encode()
     tail = f"\r\n--{BOUNDARY}--\r\n".encode()
-    baseline = server.peak_rss_kib()
+    baseline = connrad_process.peak_rss_kib()
 
     def body() -> Iterator[bytes]:
         yield head
@@ -47,10 +38,13 @@ def test_320_mib_instance_streams_with_bounded_memory(server: Server) -> None:
         yield tail
 
     response = httpx.post(
-        f"{server.root}/studies", content=body(), headers={"Content-Type": STOW_TYPE}, timeout=300
+        f"{connrad_process.root}/studies",
+        content=body(),
+        headers={"Content-Type": STOW_TYPE},
+        timeout=300,
     )
     assert response.status_code == 200, response.text
-    growth_mib = (server.peak_rss_kib() - baseline) / 1024
+    growth_mib = (connrad_process.peak_rss_kib() - baseline) / 1024
     print(f"peak RSS growth: {growth_mib:.1f} MiB")
     assert growth_mib < 64, f"server grew by {growth_mib:.0f} MiB for a 320 MiB body"
 
