@@ -14,6 +14,8 @@ from connrad.settings import Settings
 app = typer.Typer(help="connrad: Connected Radiology, a cloud imaging hub.", no_args_is_help=True)
 db_app = typer.Typer(help="Database migrations.")
 app.add_typer(db_app, name="db")
+audit_app = typer.Typer(help="The audit trail.")
+app.add_typer(audit_app, name="audit")
 console = Console()
 
 
@@ -102,6 +104,32 @@ def db_upgrade(revision: str = "head") -> None:
 
     upgrade(make_engine(Settings().effective_database_url), revision)
     console.print("database is at", revision)
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Recompute the audit hash chain; exit 1 if it is broken."""
+    from connrad.audit.log import verify
+    from connrad.db.engine import make_engine
+
+    result = verify(make_engine(Settings().effective_database_url))
+    if result.intact:
+        console.print(f"[green]audit trail intact: {result.events} events[/green]")
+        return
+    console.print(f"[red]audit trail broken at event {result.first_broken}[/red]")
+    raise typer.Exit(1)
+
+
+@audit_app.command("export")
+def audit_export(
+    since: Annotated[int, typer.Option(help="Only events after this sequence number.")] = 0,
+) -> None:
+    """Print audit events as RFC 5424 syslog messages."""
+    from connrad.audit.syslog import export
+    from connrad.db.engine import make_engine
+
+    for line in export(make_engine(Settings().effective_database_url), since):
+        print(line)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from sqlalchemy import Engine, select
 
 from connrad.archive.followups import register_follow_ups
 from connrad.archive.ingest import IngestService
+from connrad.audit.log import AuditLog
 from connrad.db.engine import make_engine
 from connrad.db.migrate import upgrade
 from connrad.identity.models import LOCAL_SITE_CODE, Site
@@ -23,6 +24,7 @@ class Services:
     engine: Engine
     blobs: BlobStore
     ingest: IngestService
+    audit: AuditLog
     local_site_id: int
     job_handlers: dict[str, Handler] = field(default_factory=dict)
 
@@ -57,6 +59,6 @@ def build_services(settings: Settings, *, migrate: bool = True, recover: bool = 
     ingest = IngestService(
         engine, blobs, accept_unknown_sop_classes=settings.accept_unknown_sop_classes
     )
-    services = Services(settings, engine, blobs, ingest, int(local_site_id))
+    services = Services(settings, engine, blobs, ingest, AuditLog(engine), int(local_site_id))
     register_follow_ups(services)
     return services

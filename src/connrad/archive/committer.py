@@ -1,17 +1,12 @@
-"""Group commit: one thread writes the index for every concurrent ingest, in batches.
+"""Index writes of every concurrent ingest, group-committed (db.batching).
 
-Each ingest waits for its own outcome, so nothing is acknowledged before its commit. A batch
-is one write transaction with a savepoint per instance (one bad instance does not undo the
-others): the fsync of the database commit, the dominant cost of a small instance, is shared
-by everything that arrived while the previous batch was being written.
+A batch is one write transaction with a savepoint per instance, so one bad instance does not
+undo the others; the commit's fsync, the dominant cost of a small instance, is shared.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
-import threading
-from concurrent.futures import Future
 from dataclasses import dataclass
 from enum import Enum, auto
 from typing import TYPE_CHECKING
@@ -20,6 +15,7 @@ from sqlalchemy import Connection, Engine, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from connrad.archive import index
+from connrad.db.batching import BatchWriter
 from connrad.db.transaction import write_transaction
 from connrad.dicom.parse import InstanceHeader
 from connrad.storage import StagedBlob
@@ -41,12 +37,14 @@ class Outcome(Enum):
     UNAVAILABLE = auto()  # database error
 
 
-@dataclass
+_UNAVAILABLE = (Outcome.UNAVAILABLE, "index unavailable")
+
+
+@dataclass(frozen=True)
 class _Request:
     header: InstanceHeader
     staged: StagedBlob
     source: Source
-    future: Future[tuple[Outcome, str]]
 
 
 class IndexCommitter:
@@ -54,44 +52,16 @@ class IndexCommitter:
         self.engine = engine
         self.follow_ups = follow_ups
         self.parents = index.ParentCache()
-        self._queue: queue.SimpleQueue[_Request] = queue.SimpleQueue()
-        self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
+        self._writer: BatchWriter[_Request, tuple[Outcome, str]] = BatchWriter(
+            "connrad-index-committer", self._commit, lambda _: _UNAVAILABLE, MAX_BATCH
+        )
 
     def submit(
         self, header: InstanceHeader, staged: StagedBlob, source: Source
     ) -> tuple[Outcome, str]:
-        self._ensure_thread()
-        future: Future[tuple[Outcome, str]] = Future()
-        self._queue.put(_Request(header, staged, source, future))
-        return future.result()
+        return self._writer.submit(_Request(header, staged, source))
 
-    def _ensure_thread(self) -> None:
-        if self._thread is None or not self._thread.is_alive():
-            with self._lock:
-                if self._thread is None or not self._thread.is_alive():
-                    self._thread = threading.Thread(
-                        target=self._run, name="connrad-index-committer", daemon=True
-                    )
-                    self._thread.start()
-
-    def _run(self) -> None:
-        while True:
-            batch = [self._queue.get()]
-            while len(batch) < MAX_BATCH:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            try:
-                self._commit(batch)
-            except Exception:  # never let the committer die with waiters blocked
-                log.exception("index batch failed")
-                for request in batch:
-                    if not request.future.done():
-                        request.future.set_result((Outcome.UNAVAILABLE, "index unavailable"))
-
-    def _commit(self, batch: list[_Request]) -> None:
+    def _commit(self, batch: list[_Request]) -> list[tuple[Outcome, str]]:
         outcomes: list[tuple[Outcome, str]] = []
         try:
             with write_transaction(self.engine) as conn:
@@ -101,9 +71,8 @@ class IndexCommitter:
             self.parents.remember(pending)
         except OperationalError as exc:
             log.error("index write failed: %s", type(exc).__name__)
-            outcomes = [(Outcome.UNAVAILABLE, "index unavailable")] * len(batch)
-        for request, outcome in zip(batch, outcomes, strict=True):
-            request.future.set_result(outcome)
+            return [_UNAVAILABLE] * len(batch)
+        return outcomes
 
     def _one(
         self, conn: Connection, request: _Request, pending: index.PendingParents

@@ -7,6 +7,7 @@ from fastapi.responses import Response
 
 from connrad.archive import query
 from connrad.archive.attributes import Level
+from connrad.dicomweb import audit
 from connrad.dicomweb.deps import BaseDep, CallerDep, ServicesDep
 from connrad.dicomweb.responses import dicom_json, problem
 
@@ -30,7 +31,30 @@ def _search(
         with services.engine.connect() as conn:
             results = query.run(conn, search)
     except query.QueryError as exc:
+        audit.record(
+            services,
+            request,
+            caller,
+            action="search",
+            resource=level.value,
+            outcome=400,
+            study_uid=study,
+        )
         return problem(400, str(exc))
+    audit.record(
+        services,
+        request,
+        caller,
+        action="search",
+        resource=level.value,
+        outcome=200,
+        study_uid=study,
+        detail={
+            "keys": sorted(search.filters),  # names only: the values may be patient data
+            "results": len(results),
+            **audit.studies_listed(r["0020000D"]["Value"][0] for r in results),
+        },
+    )
     for result in results:
         url = result["00081190"]["Value"]
         url[0] = f"{base}/{url[0]}"

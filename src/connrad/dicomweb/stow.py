@@ -16,12 +16,15 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.requests import ClientDisconnect
 
-from connrad.archive.ingest import IngestResult, IngestService, Source
+from connrad.archive.ingest import IngestResult
 from connrad.archive.status import StoreStatus
+from connrad.dicomweb import audit
 from connrad.dicomweb.deps import BaseDep, CallerDep, ServicesDep
 from connrad.dicomweb.multipart import Event, MultipartError, MultipartParser, parse_media_type
 from connrad.dicomweb.responses import dicom_json, problem
-from connrad.storage import BlobStore, StagingWriter
+from connrad.identity.caller import Caller
+from connrad.services import Services
+from connrad.storage import StagingWriter
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -33,30 +36,14 @@ _IN_FLIGHT = 16  # parts of one request being ingested at once
 async def store(
     request: Request, services: ServicesDep, caller: CallerDep, base: BaseDep
 ) -> Response:
-    return await _store(
-        request,
-        services.ingest,
-        services.blobs,
-        caller.source("stow"),
-        base,
-        None,
-        services.settings.max_stow_part_bytes,
-    )
+    return await _store(request, services, caller, base, None)
 
 
 @router.post("/studies/{study}", summary="STOW-RS: store instances of one study")
 async def store_study(
     study: str, request: Request, services: ServicesDep, caller: CallerDep, base: BaseDep
 ) -> Response:
-    return await _store(
-        request,
-        services.ingest,
-        services.blobs,
-        caller.source("stow"),
-        base,
-        study,
-        services.settings.max_stow_part_bytes,
-    )
+    return await _store(request, services, caller, base, study)
 
 
 class _Failure(Exception):
@@ -65,14 +52,10 @@ class _Failure(Exception):
 
 
 async def _store(
-    request: Request,
-    ingest: IngestService,
-    blobs: BlobStore,
-    source: Source,
-    base: str,
-    study: str | None,
-    max_part: int,
+    request: Request, services: Services, caller: Caller, base: str, study: str | None
 ) -> Response:
+    ingest, blobs, source = services.ingest, services.blobs, caller.source("stow")
+    max_part = services.settings.max_stow_part_bytes
     media = parse_media_type(request.headers.get("content-type", ""))
     if media.type != "multipart/related":
         return problem(415, 'STOW-RS needs multipart/related; type="application/dicom"')
@@ -128,9 +111,35 @@ async def _store(
         if writer is not None:
             writer.abort()  # an unfinished part is never stored
     results = await asyncio.gather(*tasks)
+    await to_thread.run_sync(_audit, services, request, caller, results)
     if broken == "client disconnected" or not results:
         return problem(400, broken or "the multipart body holds no parts")
     return _response(results, base, study, broken)
+
+
+def _audit(
+    services: Services, request: Request, caller: Caller, results: list[IngestResult]
+) -> None:
+    by_study: dict[str, list[IngestResult]] = {}
+    for result in results:
+        by_study.setdefault(result.study_uid, []).append(result)
+    for study_uid, items in by_study.items():
+        stored = sum(r.stored for r in items)
+        audit.record(
+            services,
+            request,
+            caller,
+            action="create",
+            resource="study",
+            outcome=200 if stored == len(items) else 202 if stored else 409,
+            study_uid=study_uid or None,
+            site_id=caller.site_id,
+            detail={
+                "stored": stored,
+                "failed": len(items) - stored,
+                "duplicates": sum(r.duplicate for r in items),
+            },
+        )
 
 
 async def _failed(failure: _Failure) -> IngestResult:

@@ -18,6 +18,7 @@ from connrad.dicom import frames as frame_io
 from connrad.dicom import render, transcode
 from connrad.dicom.metadata import instance_metadata
 from connrad.dicom.uids import EXPLICIT_VR_LITTLE_ENDIAN
+from connrad.dicomweb import audit
 from connrad.dicomweb.deps import BaseDep, CallerDep, ServicesDep
 from connrad.dicomweb.multipart import multipart_body
 from connrad.dicomweb.negotiation import ANY_TS, FRAME_MEDIA_TYPES, acceptable
@@ -36,10 +37,35 @@ PIXEL_DATA = "7FE00010"
 
 
 def _objects(
-    services: Services, caller: CallerDep, study: str, series: str | None, sop: str | None
+    request: Request,
+    services: Services,
+    caller: CallerDep,
+    study: str,
+    series: str | None,
+    sop: str | None,
 ) -> list[StoredObject]:
-    with services.engine.connect() as conn:
-        return find_instances(conn, study, series, sop, site_ids=caller.visible_site_ids)
+    """The stored objects asked for, visible to the caller; every lookup is audited."""
+    level = "instance" if sop else "series" if series else "study"
+    try:
+        with services.engine.connect() as conn:
+            found = find_instances(conn, study, series, sop, site_ids=caller.visible_site_ids)
+    except NotFound:
+        audit.record(
+            services, request, caller, action="read", resource=level, outcome=404, study_uid=study
+        )
+        raise
+    audit.record(
+        services,
+        request,
+        caller,
+        action="read",
+        resource=level,
+        outcome=200,
+        study_uid=study,
+        site_id=found[0].site_id,
+        detail={"instances": len(found)},
+    )
+    return found
 
 
 def _multipart(
@@ -120,7 +146,7 @@ def _retrieve(
     sop: str | None = None,
 ) -> Response:
     try:
-        objects = _objects(services, caller, study, series, sop)
+        objects = _objects(request, services, caller, study, series, sop)
     except NotFound as exc:
         return problem(404, str(exc))
     syntax = _choose_instance_syntax(_accept(request), objects)
@@ -171,6 +197,7 @@ def retrieve_instance(
 
 
 def _metadata(
+    request: Request,
     services: Services,
     caller: CallerDep,
     base: str,
@@ -179,7 +206,7 @@ def _metadata(
     sop: str | None = None,
 ) -> Response:
     try:
-        objects = _objects(services, caller, study, series, sop)
+        objects = _objects(request, services, caller, study, series, sop)
     except NotFound as exc:
         return problem(404, str(exc))
     out: list[dict[str, Any]] = []
@@ -190,15 +217,22 @@ def _metadata(
 
 
 @router.get("/studies/{study}/metadata", summary="WADO-RS: study metadata")
-def study_metadata(study: str, services: ServicesDep, caller: CallerDep, base: BaseDep) -> Response:
-    return _metadata(services, caller, base, study)
+def study_metadata(
+    study: str, request: Request, services: ServicesDep, caller: CallerDep, base: BaseDep
+) -> Response:
+    return _metadata(request, services, caller, base, study)
 
 
 @router.get("/studies/{study}/series/{series}/metadata", summary="WADO-RS: series metadata")
 def series_metadata(
-    study: str, series: str, services: ServicesDep, caller: CallerDep, base: BaseDep
+    study: str,
+    series: str,
+    request: Request,
+    services: ServicesDep,
+    caller: CallerDep,
+    base: BaseDep,
 ) -> Response:
-    return _metadata(services, caller, base, study, series)
+    return _metadata(request, services, caller, base, study, series)
 
 
 @router.get(
@@ -206,9 +240,15 @@ def series_metadata(
     summary="WADO-RS: instance metadata",
 )
 def instance_metadata_route(
-    study: str, series: str, sop: str, services: ServicesDep, caller: CallerDep, base: BaseDep
+    study: str,
+    series: str,
+    sop: str,
+    request: Request,
+    services: ServicesDep,
+    caller: CallerDep,
+    base: BaseDep,
 ) -> Response:
-    return _metadata(services, caller, base, study, series, sop)
+    return _metadata(request, services, caller, base, study, series, sop)
 
 
 # ---------------------------------------------------------------- frames and bulk data
@@ -274,7 +314,7 @@ def retrieve_frames(
     if numbers is None:
         return problem(400, "frame list must be positive integers separated by commas")
     try:
-        (obj,) = _objects(services, caller, study, series, sop)
+        (obj,) = _objects(request, services, caller, study, series, sop)
     except NotFound as exc:
         return problem(404, str(exc))
     return _frames_response(request, services.blobs.local_path(obj.blob_key), obj, numbers)
@@ -294,7 +334,7 @@ def retrieve_bulkdata(
     caller: CallerDep,
 ) -> Response:
     try:
-        (obj,) = _objects(services, caller, study, series, sop)
+        (obj,) = _objects(request, services, caller, study, series, sop)
     except NotFound as exc:
         return problem(404, str(exc))
     path = services.blobs.local_path(obj.blob_key)
@@ -359,7 +399,7 @@ async def _rendered(
         return problem(406 if "media type" in options else 400, options)
     media_type, kwargs = options
     try:
-        (obj,) = _objects(services, caller, study, series, sop)
+        (obj,) = _objects(request, services, caller, study, series, sop)
     except NotFound as exc:
         return problem(404, str(exc))
     path = services.blobs.local_path(obj.blob_key)
@@ -412,7 +452,7 @@ async def _thumbnail(
     if media_type is None:
         return problem(406, "thumbnail media type must be image/jpeg or image/png")
     try:
-        objects = _objects(services, caller, study, series, sop)
+        objects = _objects(request, services, caller, study, series, sop)
     except NotFound as exc:
         return problem(404, str(exc))
     if series is None and size == 128 and media_type == "image/jpeg":

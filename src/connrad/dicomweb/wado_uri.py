@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Annotated
 
 from anyio import to_thread
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from connrad.archive.retrieve import NotFound, find_instances
 from connrad.dicom import frames as frame_io
 from connrad.dicom import render, transcode
+from connrad.dicomweb import audit
 from connrad.dicomweb.deps import CallerDep, ServicesDep
 from connrad.dicomweb.responses import problem
 
@@ -21,6 +22,7 @@ _MEDIA_TYPES = ("application/dicom", "image/jpeg", "image/png")
 
 @router.get("/wado", summary="WADO-URI: retrieve one object")
 async def wado_uri(
+    request: Request,
     services: ServicesDep,
     caller: CallerDep,
     request_type: Annotated[str, Query(alias="requestType")],
@@ -49,7 +51,27 @@ async def wado_uri(
                 conn, study_uid, series_uid, object_uid, site_ids=caller.visible_site_ids
             )
     except NotFound as exc:
+        audit.record(
+            services,
+            request,
+            caller,
+            action="read",
+            resource="instance",
+            outcome=404,
+            study_uid=study_uid,
+        )
         return problem(404, str(exc))
+    audit.record(
+        services,
+        request,
+        caller,
+        action="read",
+        resource="instance",
+        outcome=200,
+        study_uid=study_uid,
+        site_id=obj.site_id,
+        detail={"content_type": media_type},
+    )
     path = services.blobs.local_path(obj.blob_key)
     if media_type == "application/dicom":
         # WADO-URI's default for application/dicom is the syntax as stored (PS3.18 9.4.3).

@@ -18,6 +18,7 @@ class Caller:
     site_id: int
     device_id: int | None
     visible_site_ids: Sequence[int] | None  # None: all sites
+    actor: str = "anonymous"  # as the audit trail names it: "user:7", "device:3", ...
 
     def source(self, door: str) -> Source:
         return Source(self.site_id, self.device_id, door)
