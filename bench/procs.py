@@ -74,7 +74,11 @@ def stop_process(process: subprocess.Popen[bytes], grace: float = 15.0) -> None:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (all its threads), from /proc."""
+    """User + system CPU time of a process and its children (uvicorn's worker processes)."""
+    return sum(_own_cpu_seconds(p) for p in (pid, *_children(pid)))
+
+
+def _own_cpu_seconds(pid: int) -> float:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
@@ -82,6 +86,20 @@ def cpu_seconds(pid: int) -> float:
     # The command name may contain spaces; fields after its closing parenthesis are fixed.
     fields = stat.rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+
+
+def _children(pid: int) -> list[int]:
+    children = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            parent = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        if parent == pid:
+            children.append(int(proc.name))
+    return children
 
 
 def wait_quiet(

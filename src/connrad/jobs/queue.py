@@ -69,6 +69,11 @@ def claim(engine: Engine, worker: str, kinds: list[str], limit: int = 10) -> lis
         .order_by(jobs.c.run_after, jobs.c.id)
         .limit(limit)
     )
+    # Idle workers poll: look before taking the write lock, which readers never wait for
+    # but every writer (ingest, audit) does on SQLite.
+    with engine.connect() as conn:
+        if conn.execute(query.with_only_columns(jobs.c.id).limit(1)).first() is None:
+            return []
     with write_transaction(engine) as conn:
         if conn.dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True)
