@@ -6,7 +6,7 @@ limit and offset. Results come back as DICOM JSON objects built from index colum
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -93,8 +93,9 @@ def run(conn: Connection, search: Search) -> list[dict[str, Any]]:
     statement = _order(statement, search.level)
     limit = min(search.limit, MAX_LIMIT) if search.limit is not None else MAX_LIMIT
     statement = statement.limit(limit).offset(search.offset)
-    rows = conn.execute(statement).mappings().all()
-    return [_to_json(row, returned) for row in rows]
+    result = conn.execute(statement)
+    build = _row_builder(list(result.keys()), returned)
+    return [build(row) for row in result.all()]
 
 
 def _returned_attributes(search: Search, levels: tuple[Level, ...]) -> list[Attribute]:
@@ -164,7 +165,11 @@ def _conditions(search: Search, levels: tuple[Level, ...]) -> list[ColumnElement
             raise QueryError(f"{attribute.keyword} is not a key of this resource")
         if value == "" or value == "*":
             continue  # universal matching
-        conditions.append(_matcher(attribute, value, search.fuzzy))
+        condition = _matcher(attribute, value, search.fuzzy)
+        if attribute.level is Level.PATIENT:
+            # Match the (fewer) patients once, not once per joined study row.
+            condition = S.c.patient_pk.in_(select(P.c.id).where(condition))
+        conditions.append(condition)
     return conditions
 
 
@@ -276,13 +281,32 @@ def _non_negative(name: str, value: str) -> int:
     return number
 
 
-def _to_json(row: Mapping[str, Any], returned: list[Attribute]) -> dict[str, Any]:
-    out: dict[str, Any] = {_INSTANCE_AVAILABILITY: {"vr": "CS", "Value": ["ONLINE"]}}
-    for attribute in returned:
-        values = [row[f"{attribute.tag}_{n}"] for n in range(len(attribute.columns))]
-        out[attribute.tag] = _element(attribute, values)
-    out[_RETRIEVE_URL] = {"vr": "UR", "Value": [_retrieve_path(row)]}
-    return dict(sorted(out.items()))
+def _row_builder(
+    keys: list[str], returned: list[Attribute]
+) -> Callable[[Sequence[Any]], dict[str, Any]]:
+    """A function from a result row to its DICOM JSON object, keys already in tag order."""
+    position = {key: n for n, key in enumerate(keys)}
+    uid_positions = [
+        position[k] for k in ("_study_uid", "_series_uid", "_sop_uid") if k in position
+    ]
+    plan = sorted(
+        [(a.tag, a, [position[f"{a.tag}_{n}"] for n in range(len(a.columns))]) for a in returned]
+        + [(_INSTANCE_AVAILABILITY, None, []), (_RETRIEVE_URL, None, [])],
+        key=lambda item: item[0],
+    )
+
+    def build(row: Sequence[Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for tag, attribute, columns in plan:
+            if attribute is not None:
+                out[tag] = _element(attribute, [row[c] for c in columns])
+            elif tag == _RETRIEVE_URL:
+                out[tag] = {"vr": "UR", "Value": [_retrieve_path([row[c] for c in uid_positions])]}
+            else:
+                out[tag] = {"vr": "CS", "Value": ["ONLINE"]}
+        return out
+
+    return build
 
 
 def _element(attribute: Attribute, values: list[Any]) -> dict[str, Any]:
@@ -300,11 +324,11 @@ def _element(attribute: Attribute, values: list[Any]) -> dict[str, Any]:
     return {"vr": attribute.vr, "Value": [value]}
 
 
-def _retrieve_path(row: Mapping[str, Any]) -> str:
+def _retrieve_path(uids: list[str]) -> str:
     """Relative to the DICOMweb root; the route prefixes the base URL."""
-    path = f"studies/{row['_study_uid']}"
-    if "_series_uid" in row:
-        path += f"/series/{row['_series_uid']}"
-    if "_sop_uid" in row:
-        path += f"/instances/{row['_sop_uid']}"
+    path = f"studies/{uids[0]}"
+    if len(uids) > 1:
+        path += f"/series/{uids[1]}"
+    if len(uids) > 2:
+        path += f"/instances/{uids[2]}"
     return path
