@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from enum import Enum, auto
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, bindparam, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from connrad.archive import index
@@ -38,6 +38,9 @@ class Outcome(Enum):
 
 
 _UNAVAILABLE = (Outcome.UNAVAILABLE, "index unavailable")
+_EXISTING_SHA256 = select(index.instances.c.sha256).where(
+    index.instances.c.sop_uid == bindparam("sop")
+)
 
 
 @dataclass(frozen=True)
@@ -77,11 +80,7 @@ class IndexCommitter:
     def _one(
         self, conn: Connection, request: _Request, pending: index.PendingParents
     ) -> tuple[Outcome, str]:
-        existing = conn.execute(
-            select(index.instances.c.sha256).where(
-                index.instances.c.sop_uid == request.header.sop_instance_uid
-            )
-        ).scalar()
+        existing = conn.execute(_EXISTING_SHA256, {"sop": request.header.sop_instance_uid}).scalar()
         if existing is not None:
             if existing == request.staged.sha256:
                 return Outcome.SAME_CONTENT, ""

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
+from functools import cache
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Column, Connection, insert, select, update
+from sqlalchemy import Column, Connection, Insert, Select, Table, bindparam, insert, select, update
 
 from connrad.archive.models import Instance, Patient, Series, Study
 from connrad.db.base import utcnow
@@ -24,6 +25,50 @@ patients = Patient.__table__
 studies = Study.__table__
 series = Series.__table__
 instances = Instance.__table__
+
+
+# Statements built once: constructing SQLAlchemy statements per instance cost more CPU than
+# SQLite spent executing them.
+_FIND_PATIENT = select(patients.c.id).where(
+    patients.c.site_id == bindparam("site"),
+    patients.c.patient_id == bindparam("pid"),
+    patients.c.issuer_of_patient_id == bindparam("issuer"),
+)
+_COUNT_PATIENT_STUDY = (
+    update(patients)
+    .where(patients.c.id == bindparam("pk"))
+    .values(num_studies=patients.c.num_studies + 1)
+)
+_STUDY_MODALITIES = select(studies.c.modalities_in_study).where(studies.c.id == bindparam("pk"))
+_COUNT_STUDY_SERIES = (
+    update(studies)
+    .where(studies.c.id == bindparam("pk"))
+    .values(num_series=studies.c.num_series + 1, modalities_in_study=bindparam("modalities"))
+)
+_COUNT_SERIES_INSTANCE = (
+    update(series)
+    .where(series.c.id == bindparam("pk"))
+    .values(num_instances=series.c.num_instances + 1, last_received_at=bindparam("now"))
+)
+_COUNT_STUDY_INSTANCE = (
+    update(studies)
+    .where(studies.c.id == bindparam("pk"))
+    .values(
+        num_instances=studies.c.num_instances + 1,
+        size_bytes=studies.c.size_bytes + bindparam("size"),
+        last_received_at=bindparam("now"),
+    )
+)
+
+
+@cache
+def _inserting(table: Table) -> Insert:
+    return insert(table).returning(table.c.id)
+
+
+@cache
+def _finding(uid_column: Column[str], owner_column: Column[int]) -> Select[tuple[int, int]]:
+    return select(uid_column.table.c.id, owner_column).where(uid_column == bindparam("uid"))
 
 
 class OwnershipConflict(Exception):
@@ -96,8 +141,8 @@ def add_instance(
     study_pk = _study(conn, header, source.site_id, now, parents)
     series_pk, new_series = _series(conn, header, study_pk, now, parents)
     instance_pk = conn.execute(
-        insert(instances)
-        .values(
+        _inserting(instances),
+        dict(
             series_pk=series_pk,
             study_pk=study_pk,
             site_id=source.site_id,
@@ -115,42 +160,27 @@ def add_instance(
             blob_key=staged.key,
             door=source.door,
             received_at=now,
-        )
-        .returning(instances.c.id)
+        ),
     ).scalar_one()
-    conn.execute(
-        update(series)
-        .where(series.c.id == series_pk)
-        .values(num_instances=series.c.num_instances + 1, last_received_at=now)
-    )
-    conn.execute(
-        update(studies)
-        .where(studies.c.id == study_pk)
-        .values(
-            num_instances=studies.c.num_instances + 1,
-            size_bytes=studies.c.size_bytes + staged.size,
-            last_received_at=now,
-        )
-    )
+    conn.execute(_COUNT_SERIES_INSTANCE, {"pk": series_pk, "now": now})
+    conn.execute(_COUNT_STUDY_INSTANCE, {"pk": study_pk, "now": now, "size": staged.size})
     return StoredInstance(
         instance_pk, series_pk, study_pk, source.site_id, header, staged, new_series
     )
 
 
 def _patient(conn: Connection, header: InstanceHeader, site_id: int, now: object) -> int:
-    key = (
-        patients.c.site_id == site_id,
-        patients.c.patient_id == header.patient_id,
-        patients.c.issuer_of_patient_id == header.issuer_of_patient_id,
-    )
-    found = conn.execute(select(patients.c.id).where(*key)).scalar()
+    found = conn.execute(
+        _FIND_PATIENT,
+        {"site": site_id, "pid": header.patient_id, "issuer": header.issuer_of_patient_id},
+    ).scalar()
     if found is not None:
         return int(found)
     name = header.patient_name
     return int(
         conn.execute(
-            insert(patients)
-            .values(
+            _inserting(patients),
+            dict(
                 site_id=site_id,
                 patient_id=header.patient_id,
                 issuer_of_patient_id=header.issuer_of_patient_id,
@@ -162,8 +192,7 @@ def _patient(conn: Connection, header: InstanceHeader, site_id: int, now: object
                 sex=header.sex,
                 num_studies=0,
                 created_at=now,
-            )
-            .returning(patients.c.id)
+            ),
         ).scalar_one()
     )
 
@@ -179,8 +208,7 @@ def _existing(
     key = f"{uid_column.table.name}:{uid}"
     found = parents.get(key)
     if found is None:
-        table = uid_column.table
-        row = conn.execute(select(table.c.id, owner_column).where(uid_column == uid)).first()
+        row = conn.execute(_finding(uid_column, owner_column), {"uid": uid}).first()
         if row is not None:
             found = Parent(int(row[0]), int(row[1]))
             parents.add(key, found)
@@ -198,8 +226,8 @@ def _study(
     patient_pk = _patient(conn, header, site_id, now)
     referring = header.referring_physician
     study_pk = conn.execute(
-        insert(studies)
-        .values(
+        _inserting(studies),
+        dict(
             site_id=site_id,
             patient_pk=patient_pk,
             study_uid=header.study_uid,
@@ -219,14 +247,9 @@ def _study(
             size_bytes=0,
             first_received_at=now,
             last_received_at=now,
-        )
-        .returning(studies.c.id)
+        ),
     ).scalar_one()
-    conn.execute(
-        update(patients)
-        .where(patients.c.id == patient_pk)
-        .values(num_studies=patients.c.num_studies + 1)
-    )
+    conn.execute(_COUNT_PATIENT_STUDY, {"pk": patient_pk})
     parents.add(f"studies:{header.study_uid}", Parent(int(study_pk), site_id))
     return int(study_pk)
 
@@ -241,8 +264,8 @@ def _series(
             raise OwnershipConflict("the series is already stored under another study")
         return found.pk, False
     series_pk = conn.execute(
-        insert(series)
-        .values(
+        _inserting(series),
+        dict(
             study_pk=study_pk,
             series_uid=header.series_uid,
             modality=header.modality,
@@ -254,16 +277,12 @@ def _series(
             num_instances=0,
             first_received_at=now,
             last_received_at=now,
-        )
-        .returning(series.c.id)
+        ),
     ).scalar_one()
-    modalities = conn.execute(
-        select(studies.c.modalities_in_study).where(studies.c.id == study_pk)
-    ).scalar_one()
-    values: dict[str, object] = {"num_series": studies.c.num_series + 1}
+    modalities = conn.execute(_STUDY_MODALITIES, {"pk": study_pk}).scalar_one()
     present = [m for m in modalities.split("\\") if m]
     if header.modality and header.modality not in present:
-        values["modalities_in_study"] = "\\".join(sorted([*present, header.modality]))
-    conn.execute(update(studies).where(studies.c.id == study_pk).values(**values))
+        present = sorted([*present, header.modality])
+    conn.execute(_COUNT_STUDY_SERIES, {"pk": study_pk, "modalities": "\\".join(present)})
     parents.add(f"series:{header.series_uid}", Parent(int(series_pk), study_pk))
     return int(series_pk), True

@@ -23,6 +23,7 @@ from connrad.jobs.models import Job
 jobs = Job.__table__
 
 LEASE = timedelta(minutes=5)
+_INSERT_JOB = insert(jobs)
 
 
 @dataclass(frozen=True)
@@ -44,15 +45,16 @@ def enqueue(
 ) -> None:
     now = utcnow()
     conn.execute(
-        insert(jobs).values(
-            kind=kind,
-            payload=payload,
-            state="queued",
-            attempts=0,
-            max_attempts=max_attempts,
-            run_after=now + delay,
-            created_at=now,
-        )
+        _INSERT_JOB,
+        {
+            "kind": kind,
+            "payload": payload,
+            "state": "queued",
+            "attempts": 0,
+            "max_attempts": max_attempts,
+            "run_after": now + delay,
+            "created_at": now,
+        },
     )
 
 
