@@ -12,6 +12,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 
 from connrad import __version__
+from connrad.audit.log import AuditUnavailable
 from connrad.dicomweb import qido, stow, wado, wado_uri
 from connrad.services import Services, build_services
 from connrad.settings import Settings
@@ -61,6 +62,11 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         # Name the parameters, never echo their values (they may be patient data).
         fields = sorted({".".join(str(p) for p in e["loc"][1:]) for e in exc.errors()})
         return JSONResponse({"detail": f"invalid parameters: {', '.join(fields)}"}, 400)
+
+    @app.exception_handler(AuditUnavailable)
+    async def _unaudited(request: Request, exc: AuditUnavailable) -> Response:
+        # No read may happen unrecorded: refuse it while the trail cannot be written.
+        return JSONResponse({"detail": "audit trail unavailable; try again"}, 503)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
@@ -23,6 +25,8 @@ def _search(
     study: str | None = None,
     series: str | None = None,
 ) -> Response:
+    results: list[dict[str, Any]] = []
+    detail: dict[str, Any] = {}
     try:
         search = query.parse_search(
             level, list(request.query_params.multi_items()), study_uid=study, series_uid=series
@@ -30,31 +34,24 @@ def _search(
         search.site_ids = caller.visible_site_ids
         with services.engine.connect() as conn:
             results = query.run(conn, search)
+        detail = {
+            "keys": sorted(search.filters),  # names only: the values may be patient data
+            "results": len(results),
+            **audit.studies_listed(r["0020000D"]["Value"][0] for r in results),
+        }
     except query.QueryError as exc:
+        return problem(400, str(exc))
+    finally:
         audit.record(
             services,
             request,
             caller,
             action="search",
             resource=level.value,
-            outcome=400,
+            outcome=200 if detail else 400,
             study_uid=study,
+            detail=detail,
         )
-        return problem(400, str(exc))
-    audit.record(
-        services,
-        request,
-        caller,
-        action="search",
-        resource=level.value,
-        outcome=200,
-        study_uid=study,
-        detail={
-            "keys": sorted(search.filters),  # names only: the values may be patient data
-            "results": len(results),
-            **audit.studies_listed(r["0020000D"]["Value"][0] for r in results),
-        },
-    )
     for result in results:
         url = result["00081190"]["Value"]
         url[0] = f"{base}/{url[0]}"

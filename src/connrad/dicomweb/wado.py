@@ -13,7 +13,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
 from connrad.archive.followups import thumbnail_path
-from connrad.archive.retrieve import NotFound, StoredObject, find_instances
+from connrad.archive.retrieve import NotFound, StoredObject
 from connrad.dicom import frames as frame_io
 from connrad.dicom import render, transcode
 from connrad.dicom.metadata import instance_metadata
@@ -34,38 +34,6 @@ NATIVE_SYNTAXES = {
     "1.2.840.10008.1.2.1.99",
 }
 PIXEL_DATA = "7FE00010"
-
-
-def _objects(
-    request: Request,
-    services: Services,
-    caller: CallerDep,
-    study: str,
-    series: str | None,
-    sop: str | None,
-) -> list[StoredObject]:
-    """The stored objects asked for, visible to the caller; every lookup is audited."""
-    level = "instance" if sop else "series" if series else "study"
-    try:
-        with services.engine.connect() as conn:
-            found = find_instances(conn, study, series, sop, site_ids=caller.visible_site_ids)
-    except NotFound:
-        audit.record(
-            services, request, caller, action="read", resource=level, outcome=404, study_uid=study
-        )
-        raise
-    audit.record(
-        services,
-        request,
-        caller,
-        action="read",
-        resource=level,
-        outcome=200,
-        study_uid=study,
-        site_id=found[0].site_id,
-        detail={"instances": len(found)},
-    )
-    return found
 
 
 def _multipart(
@@ -146,7 +114,7 @@ def _retrieve(
     sop: str | None = None,
 ) -> Response:
     try:
-        objects = _objects(request, services, caller, study, series, sop)
+        objects = audit.instances(request, services, caller, study, series, sop)
     except NotFound as exc:
         return problem(404, str(exc))
     syntax = _choose_instance_syntax(_accept(request), objects)
@@ -206,7 +174,7 @@ def _metadata(
     sop: str | None = None,
 ) -> Response:
     try:
-        objects = _objects(request, services, caller, study, series, sop)
+        objects = audit.instances(request, services, caller, study, series, sop)
     except NotFound as exc:
         return problem(404, str(exc))
     out: list[dict[str, Any]] = []
@@ -314,7 +282,7 @@ def retrieve_frames(
     if numbers is None:
         return problem(400, "frame list must be positive integers separated by commas")
     try:
-        (obj,) = _objects(request, services, caller, study, series, sop)
+        (obj,) = audit.instances(request, services, caller, study, series, sop)
     except NotFound as exc:
         return problem(404, str(exc))
     return _frames_response(request, services.blobs.local_path(obj.blob_key), obj, numbers)
@@ -334,7 +302,7 @@ def retrieve_bulkdata(
     caller: CallerDep,
 ) -> Response:
     try:
-        (obj,) = _objects(request, services, caller, study, series, sop)
+        (obj,) = audit.instances(request, services, caller, study, series, sop)
     except NotFound as exc:
         return problem(404, str(exc))
     path = services.blobs.local_path(obj.blob_key)
@@ -399,7 +367,7 @@ async def _rendered(
         return problem(406 if "media type" in options else 400, options)
     media_type, kwargs = options
     try:
-        (obj,) = _objects(request, services, caller, study, series, sop)
+        (obj,) = audit.instances(request, services, caller, study, series, sop)
     except NotFound as exc:
         return problem(404, str(exc))
     path = services.blobs.local_path(obj.blob_key)
@@ -452,7 +420,7 @@ async def _thumbnail(
     if media_type is None:
         return problem(406, "thumbnail media type must be image/jpeg or image/png")
     try:
-        objects = _objects(request, services, caller, study, series, sop)
+        objects = audit.instances(request, services, caller, study, series, sop)
     except NotFound as exc:
         return problem(404, str(exc))
     if series is None and size == 128 and media_type == "image/jpeg":

@@ -8,7 +8,7 @@ from anyio import to_thread
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from connrad.archive.retrieve import NotFound, find_instances
+from connrad.archive.retrieve import NotFound
 from connrad.dicom import frames as frame_io
 from connrad.dicom import render, transcode
 from connrad.dicomweb import audit
@@ -46,32 +46,9 @@ async def wado_uri(
     if media_type not in _MEDIA_TYPES:
         return problem(406, "contentType must be application/dicom, image/jpeg or image/png")
     try:
-        with services.engine.connect() as conn:
-            (obj,) = find_instances(
-                conn, study_uid, series_uid, object_uid, site_ids=caller.visible_site_ids
-            )
+        (obj,) = audit.instances(request, services, caller, study_uid, series_uid, object_uid)
     except NotFound as exc:
-        audit.record(
-            services,
-            request,
-            caller,
-            action="read",
-            resource="instance",
-            outcome=404,
-            study_uid=study_uid,
-        )
         return problem(404, str(exc))
-    audit.record(
-        services,
-        request,
-        caller,
-        action="read",
-        resource="instance",
-        outcome=200,
-        study_uid=study_uid,
-        site_id=obj.site_id,
-        detail={"content_type": media_type},
-    )
     path = services.blobs.local_path(obj.blob_key)
     if media_type == "application/dicom":
         # WADO-URI's default for application/dicom is the syntax as stored (PS3.18 9.4.3).

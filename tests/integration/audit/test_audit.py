@@ -145,3 +145,17 @@ def test_syslog_and_cli(services: Services, settings: Settings) -> None:
         check=True,
     )
     assert exported.stdout.count("<86>1 ") == 1
+
+
+def test_reads_are_refused_when_the_trail_cannot_be_written(
+    client: TestClient, services: Services
+) -> None:
+    ds = make_dataset()
+    client.post(
+        "/dicomweb/studies", content=stow_body(to_bytes(ds)), headers={"Content-Type": STOW_TYPE}
+    )
+    with services.engine.begin() as conn:  # the head row gone: appends fail
+        conn.execute(text("DROP TABLE audit_head"))
+    response = client.get(f"/dicomweb/studies/{ds.StudyInstanceUID}/metadata")
+    assert response.status_code == 503
+    assert ds.SOPInstanceUID not in response.text
