@@ -18,9 +18,3 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
                 yield conn
         finally:
             conn.info.pop("write", None)
-
-
-@contextmanager
-def read_connection(engine: Engine) -> Iterator[Connection]:
-    with engine.connect() as conn:
-        yield conn

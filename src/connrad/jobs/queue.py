@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, insert, or_, select, update
@@ -121,20 +121,3 @@ def fail(engine: Engine, job: ClaimedJob, worker: str, error: str) -> None:
 def backoff(attempts: int, base: float = 2.0, cap: float = 3600.0) -> timedelta:
     """Full jitter: a random delay up to base * 2**attempts, capped."""
     return timedelta(seconds=random.uniform(0, min(cap, base * 2**attempts)))
-
-
-def counts(engine: Engine) -> dict[str, int]:
-    from sqlalchemy import func
-
-    with engine.connect() as conn:
-        rows = conn.execute(select(jobs.c.state, func.count()).group_by(jobs.c.state)).all()
-    return {state: n for state, n in rows}
-
-
-def oldest_queued(engine: Engine) -> datetime | None:
-    from sqlalchemy import func
-
-    with engine.connect() as conn:
-        return conn.execute(
-            select(func.min(jobs.c.created_at)).where(jobs.c.state == "queued")
-        ).scalar()

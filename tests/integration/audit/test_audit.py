@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select, text
+from sqlalchemy import Connection, select, text
 from sqlalchemy.exc import DBAPIError
 
 from connrad.audit.log import AuditRecord, verify
@@ -26,6 +26,15 @@ def all_events(services: Services) -> list[dict]:
         return [
             dict(r) for r in conn.execute(select(events).order_by(events.c.sequence)).mappings()
         ]
+
+
+def lift_append_only(conn: Connection) -> None:
+    """What an attacker with database rights could do; verification must still notice."""
+    if conn.dialect.name == "sqlite":
+        for verb in ("update", "delete"):
+            conn.execute(text(f"DROP TRIGGER audit_events_no_{verb}"))
+    else:
+        conn.execute(text("ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only"))
 
 
 def test_reads_and_stores_are_recorded_without_phi(client: TestClient, services: Services) -> None:
@@ -85,12 +94,8 @@ def test_chain_is_gapless_under_concurrency_and_detects_tampering(services: Serv
 
     with services.engine.begin() as conn, pytest.raises(DBAPIError), conn.begin_nested():
         conn.execute(events.update().where(events.c.sequence == 50).values(outcome=403))
-    sqlite = services.engine.dialect.name == "sqlite"
-    with services.engine.begin() as conn:  # an attacker with database rights
-        if sqlite:
-            conn.execute(text("DROP TRIGGER audit_events_no_update"))
-        else:
-            conn.execute(text("ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only"))
+    with services.engine.begin() as conn:
+        lift_append_only(conn)
         conn.execute(events.update().where(events.c.sequence == 50).values(outcome=403))
     assert verify(services.engine).first_broken == 50
 
@@ -101,10 +106,7 @@ def test_cut_tail_is_detected(services: Services) -> None:
             AuditRecord(actor="a", source="s", action="read", resource="study", outcome=200 + n)
         )
     with services.engine.begin() as conn:
-        if services.engine.dialect.name == "sqlite":
-            conn.execute(text("DROP TRIGGER audit_events_no_delete"))
-        else:
-            conn.execute(text("ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only"))
+        lift_append_only(conn)
         conn.execute(events.delete().where(events.c.sequence == 3))
     assert verify(services.engine).first_broken == 3
 
