@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 import time
@@ -109,3 +110,51 @@ def connrad_process(tmp_path: Path, database_url: str) -> Iterator[Server]:
     running.start()
     yield running
     running.stop()
+
+
+# Names and IDs of the test patients: none may ever reach a log line (issue 3, privacy).
+PHI_MARKERS = (
+    "Doe^Jane",
+    "Secret^Person",
+    "SECRET-42",
+    "Hong^Gildong",
+    "홍^길동",
+    "洪^吉洞",
+    "Kim^Minji",
+    "김^민지",
+    "Park^Jisoo",
+    "박^지수",
+    "Müller^José",
+)
+
+
+class _LogCollector(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.lines.append(self.format(record))
+        except Exception:  # a record that cannot format is itself reported below
+            self.lines.append(f"unformattable record from {record.name}")
+
+
+_collector = _LogCollector()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    logging.getLogger().addHandler(_collector)
+    logging.getLogger().setLevel(logging.DEBUG)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    logging.getLogger().removeHandler(_collector)
+    leaks = [line for line in _collector.lines if any(m in line for m in PHI_MARKERS)]
+    if leaks:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(
+                f"PHI found in {len(leaks)} log line(s), e.g.: {leaks[0][:200]}", red=True
+            )
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
