@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse, Response
 from connrad import __version__
 from connrad.audit.log import AuditUnavailable
 from connrad.dicomweb import qido, stow, wado, wado_uri
+from connrad.security_headers import SecurityHeaders
 from connrad.services import Services, build_services
 from connrad.settings import Settings
 
@@ -46,6 +47,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         openapi_url="/api/openapi.json",
     )
     app.state.settings = settings
+    app.add_middleware(SecurityHeaders)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,
