@@ -68,10 +68,34 @@ def services(settings: Settings) -> Iterator[Services]:
     built.close()
 
 
+def device_api_key(services: Services, site_id: int | None = None, name: str = "tests") -> str:
+    """A new API device of the site (default: local) with read and store scopes; its key."""
+    from connrad.db.transaction import write_transaction
+    from connrad.identity import admin
+
+    with write_transaction(services.engine) as conn:
+        device = admin.create_device(conn, site_id or services.local_site_id, name, "api")
+        _, key = admin.issue_api_key(conn, device["id"])
+    return key
+
+
 @pytest.fixture
-def client(settings: Settings, services: Services) -> Iterator[TestClient]:
+def auth_headers(services: Services) -> dict[str, str]:
+    """Credentials of an uploading and reading device of the local site."""
+    return {"Authorization": f"Bearer {device_api_key(services)}"}
+
+
+@pytest.fixture
+def anonymous_client(settings: Settings, services: Services) -> Iterator[TestClient]:
     with TestClient(create_app(settings, services)) as test_client:
         yield test_client
+
+
+@pytest.fixture
+def client(anonymous_client: TestClient, auth_headers: dict[str, str]) -> TestClient:
+    """The app, called by a device of the local site that may store and read."""
+    anonymous_client.headers.update(auth_headers)
+    return anonymous_client
 
 
 def free_port() -> int:
@@ -107,6 +131,7 @@ def connrad_process(tmp_path: Path, database_url: str) -> Iterator[Server]:
     from tests.servers import Server
 
     running = Server(tmp_path / "var", database_url)
+    running.prepare()
     running.start()
     yield running
     running.stop()

@@ -24,6 +24,23 @@ class Server:
             "CONNRAD_DEMO_DATA": "false",
         }
         self.process: subprocess.Popen[bytes] | None = None
+        self.headers: dict[str, str] = {}
+
+    def prepare(self) -> None:
+        """Migrate the fresh database and register a device whose key the test uses."""
+        from connrad.services import build_services
+        from connrad.settings import Settings
+        from tests.conftest import device_api_key
+
+        settings = Settings(
+            data_dir=Path(self.env["CONNRAD_DATA_DIR"]),
+            database_url=self.env["CONNRAD_DATABASE_URL"],
+        )
+        services = build_services(settings)
+        try:
+            self.headers = {"Authorization": f"Bearer {device_api_key(services)}"}
+        finally:
+            services.close()
 
     @property
     def root(self) -> str:

@@ -12,8 +12,13 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 
 from connrad import __version__
+from connrad.access import PublicCaller, auth_error_response
+from connrad.api import admin, auth, oauth
 from connrad.audit.log import AuditUnavailable
+from connrad.body_limits import BodyLimits
 from connrad.dicomweb import qido, stow, wado, wado_uri
+from connrad.fhir import audit_event
+from connrad.identity.authenticate import AuthError
 from connrad.security_headers import SecurityHeaders
 from connrad.services import Services, build_services
 from connrad.settings import Settings
@@ -45,8 +50,11 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         lifespan=lifespan,
         docs_url="/api/docs",
         openapi_url="/api/openapi.json",
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url="/api/docs/oauth2-redirect",
     )
     app.state.settings = settings
+    app.add_middleware(BodyLimits, max_body_bytes=settings.max_json_body_bytes)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(
         CORSMiddleware,
@@ -58,6 +66,12 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     for router in (stow.router, qido.router, wado.router, wado_uri.router):
         app.include_router(router, prefix="/dicomweb", tags=["dicomweb"])
     app.include_router(wado_uri.router, include_in_schema=False)
+    for router in (auth.router, oauth.router, admin.router, audit_event.router):
+        app.include_router(router)
+
+    @app.exception_handler(AuthError)
+    async def _refused(request: Request, exc: AuthError) -> Response:
+        return auth_error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:
@@ -76,7 +90,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         return JSONResponse({"detail": "internal error"}, 500)
 
     @app.get("/healthz", include_in_schema=False)
-    def healthz() -> dict[str, str]:
+    def healthz(caller: PublicCaller) -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 
     return app

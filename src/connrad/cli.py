@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from connrad.cli_admin import admin_app, print_first_admin
 from connrad.settings import Settings
 
 app = typer.Typer(help="connrad: Connected Radiology, a cloud imaging hub.", no_args_is_help=True)
@@ -16,6 +17,7 @@ db_app = typer.Typer(help="Database migrations.")
 app.add_typer(db_app, name="db")
 audit_app = typer.Typer(help="The audit trail.")
 app.add_typer(audit_app, name="audit")
+app.add_typer(admin_app, name="admin")
 console = Console()
 
 
@@ -41,6 +43,7 @@ def serve(
     _logging(log_level)
     settings = Settings()
     services = build_services(settings, recover=True)
+    print_first_admin(services)
     if demo if demo is not None else settings.demo_data:
         from connrad.demo.load import load_demo_if_empty
 
@@ -49,8 +52,10 @@ def serve(
             console.print(f"[green]Loaded {loaded} demo instances.[/green]")
     bind_host, bind_port = host or settings.http_host, port or settings.http_port
     workers = settings.effective_http_workers
+    scheme = "https" if settings.tls else "http"
+    tls = {"ssl_certfile": settings.tls_certfile, "ssl_keyfile": settings.tls_keyfile}
     console.print(
-        f"connrad on http://{bind_host}:{bind_port}  (DICOMweb: /dicomweb, API docs: "
+        f"connrad on {scheme}://{bind_host}:{bind_port}  (DICOMweb: /dicomweb, API docs: "
         f"/api/docs)  data: {settings.data_dir}  workers: {workers}"
     )
     if workers == 1:
@@ -60,6 +65,7 @@ def serve(
             port=bind_port,
             log_level=log_level,
             access_log=False,
+            **tls,
         )
         return
     services.close()
@@ -72,6 +78,7 @@ def serve(
         port=bind_port,
         log_level=log_level,
         access_log=False,
+        **tls,
     )
 
 
@@ -92,7 +99,9 @@ def demo() -> None:
     from connrad.demo.load import load_demo_if_empty
     from connrad.services import build_services
 
-    loaded = load_demo_if_empty(build_services(Settings()))
+    services = build_services(Settings())
+    print_first_admin(services)
+    loaded = load_demo_if_empty(services)
     console.print(f"Loaded {loaded} demo instances." if loaded else "Archive not empty.")
 
 

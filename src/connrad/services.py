@@ -12,7 +12,9 @@ from connrad.archive.ingest import IngestService
 from connrad.audit.log import AuditLog
 from connrad.db.engine import make_engine
 from connrad.db.migrate import upgrade
+from connrad.identity.authenticate import Authenticator
 from connrad.identity.models import LOCAL_SITE_CODE, Site
+from connrad.identity.oauth import AccessTokens, load_or_create_signing_key
 from connrad.jobs.worker import Handler, Worker
 from connrad.settings import Settings
 from connrad.storage import BlobStore, open_blob_store
@@ -26,6 +28,8 @@ class Services:
     ingest: IngestService
     audit: AuditLog
     local_site_id: int
+    tokens: AccessTokens
+    authenticator: Authenticator
     job_handlers: dict[str, Handler] = field(default_factory=dict)
 
     @property
@@ -59,6 +63,16 @@ def build_services(settings: Settings, *, migrate: bool = True, recover: bool = 
     ingest = IngestService(
         engine, blobs, accept_unknown_sop_classes=settings.accept_unknown_sop_classes
     )
-    services = Services(settings, engine, blobs, ingest, AuditLog(engine), int(local_site_id))
+    tokens = AccessTokens(load_or_create_signing_key(settings.effective_token_key_file), "connrad")
+    services = Services(
+        settings,
+        engine,
+        blobs,
+        ingest,
+        AuditLog(engine),
+        int(local_site_id),
+        tokens,
+        Authenticator(engine, tokens),
+    )
     register_follow_ups(services)
     return services

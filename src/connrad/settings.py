@@ -38,12 +38,33 @@ class Settings(BaseSettings):
         False, description="Store SOP classes that are not known storage classes."
     )
     demo_data: bool = Field(True, description="Load generated demo studies on first start.")
-    cors_origins: list[str] = Field(default_factory=lambda: ["*"])
+    cors_origins: list[str] = Field(
+        default_factory=lambda: ["*"],
+        description="Origins whose pages may call the API with bearer tokens (never cookies).",
+    )
+    token_signing_key_file: Path | None = Field(
+        None, description="Key for access tokens; empty: <data_dir>/secrets/token-signing.key."
+    )
+    session_hours: float = Field(8.0, description="Web session lifetime.")
+    login_max_failures_account: int = 5
+    login_max_failures_address: int = 20
+    login_lockout_seconds: int = 900
+    tls_certfile: Path | None = Field(None, description="PEM certificate chain: serve HTTPS.")
+    tls_keyfile: Path | None = Field(None, description="PEM private key for tls_certfile.")
+    max_json_body_bytes: int = Field(1024**2, description="Largest JSON or form request body.")
 
     @field_validator("data_dir")
     @classmethod
     def _absolute(cls, value: Path) -> Path:
         return value.expanduser().resolve()
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_certfile is not None
+
+    @property
+    def effective_token_key_file(self) -> Path:
+        return self.token_signing_key_file or self.data_dir / "secrets" / "token-signing.key"
 
     @property
     def effective_http_workers(self) -> int:

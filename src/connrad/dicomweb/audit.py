@@ -11,42 +11,11 @@ from typing import Any
 from fastapi import Request
 
 from connrad.archive.retrieve import StoredObject, find_instances
-from connrad.audit.log import AuditRecord
+from connrad.audit.http import record
 from connrad.identity.caller import Caller
 from connrad.services import Services
 
 MAX_LISTED_STUDIES = 100
-
-
-def _source(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
-
-
-def record(
-    services: Services,
-    request: Request,
-    caller: Caller,
-    *,
-    action: str,
-    resource: str,
-    outcome: int,
-    study_uid: str | None = None,
-    site_id: int | None = None,
-    detail: dict[str, Any] | None = None,
-) -> None:
-    services.audit.record(
-        AuditRecord(
-            actor=caller.actor,
-            actor_site_id=caller.site_id,
-            source=_source(request),
-            action=action,
-            resource=resource,
-            outcome=outcome,
-            study_uid=study_uid,
-            site_id=site_id,
-            detail={"route": getattr(request.scope.get("route"), "path", ""), **(detail or {})},
-        )
-    )
 
 
 def studies_listed(uids: Iterable[str]) -> dict[str, Any]:

@@ -7,10 +7,11 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from connrad.access import SearchCaller
 from connrad.archive import query
 from connrad.archive.attributes import Level
 from connrad.dicomweb import audit
-from connrad.dicomweb.deps import BaseDep, CallerDep, ServicesDep
+from connrad.dicomweb.deps import BaseDep, ServicesDep
 from connrad.dicomweb.responses import dicom_json, problem
 
 router = APIRouter()
@@ -20,7 +21,7 @@ def _search(
     level: Level,
     request: Request,
     services: ServicesDep,
-    caller: CallerDep,
+    caller: SearchCaller,
     base: str,
     study: str | None = None,
     series: str | None = None,
@@ -60,35 +61,35 @@ def _search(
 
 @router.get("/studies", summary="QIDO-RS: search studies")
 def search_studies(
-    request: Request, services: ServicesDep, caller: CallerDep, base: BaseDep
+    request: Request, services: ServicesDep, caller: SearchCaller, base: BaseDep
 ) -> Response:
     return _search(Level.STUDY, request, services, caller, base)
 
 
 @router.get("/series", summary="QIDO-RS: search all series")
 def search_series(
-    request: Request, services: ServicesDep, caller: CallerDep, base: BaseDep
+    request: Request, services: ServicesDep, caller: SearchCaller, base: BaseDep
 ) -> Response:
     return _search(Level.SERIES, request, services, caller, base)
 
 
 @router.get("/instances", summary="QIDO-RS: search all instances")
 def search_instances(
-    request: Request, services: ServicesDep, caller: CallerDep, base: BaseDep
+    request: Request, services: ServicesDep, caller: SearchCaller, base: BaseDep
 ) -> Response:
     return _search(Level.INSTANCE, request, services, caller, base)
 
 
 @router.get("/studies/{study}/series", summary="QIDO-RS: search the series of a study")
 def search_study_series(
-    study: str, request: Request, services: ServicesDep, caller: CallerDep, base: BaseDep
+    study: str, request: Request, services: ServicesDep, caller: SearchCaller, base: BaseDep
 ) -> Response:
     return _search(Level.SERIES, request, services, caller, base, study)
 
 
 @router.get("/studies/{study}/instances", summary="QIDO-RS: search the instances of a study")
 def search_study_instances(
-    study: str, request: Request, services: ServicesDep, caller: CallerDep, base: BaseDep
+    study: str, request: Request, services: ServicesDep, caller: SearchCaller, base: BaseDep
 ) -> Response:
     return _search(Level.INSTANCE, request, services, caller, base, study)
 
@@ -102,7 +103,7 @@ def search_series_instances(
     series: str,
     request: Request,
     services: ServicesDep,
-    caller: CallerDep,
+    caller: SearchCaller,
     base: BaseDep,
 ) -> Response:
     return _search(Level.INSTANCE, request, services, caller, base, study, series)

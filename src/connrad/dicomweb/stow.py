@@ -16,10 +16,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.requests import ClientDisconnect
 
+from connrad.access import StoreCaller
 from connrad.archive.ingest import IngestResult
 from connrad.archive.status import StoreStatus
 from connrad.dicomweb import audit
-from connrad.dicomweb.deps import BaseDep, CallerDep, ServicesDep
+from connrad.dicomweb.deps import BaseDep, ServicesDep
 from connrad.dicomweb.multipart import Event, MultipartError, MultipartParser, parse_media_type
 from connrad.dicomweb.responses import dicom_json, problem
 from connrad.identity.caller import Caller
@@ -34,14 +35,14 @@ _IN_FLIGHT = 16  # parts of one request being ingested at once
 
 @router.post("/studies", summary="STOW-RS: store instances")
 async def store(
-    request: Request, services: ServicesDep, caller: CallerDep, base: BaseDep
+    request: Request, services: ServicesDep, caller: StoreCaller, base: BaseDep
 ) -> Response:
     return await _store(request, services, caller, base, None)
 
 
 @router.post("/studies/{study}", summary="STOW-RS: store instances of one study")
 async def store_study(
-    study: str, request: Request, services: ServicesDep, caller: CallerDep, base: BaseDep
+    study: str, request: Request, services: ServicesDep, caller: StoreCaller, base: BaseDep
 ) -> Response:
     return await _store(request, services, caller, base, study)
 

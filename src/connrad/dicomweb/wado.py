@@ -12,6 +12,7 @@ from anyio import to_thread
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
+from connrad.access import ReadCaller
 from connrad.archive.followups import thumbnail_path
 from connrad.archive.retrieve import NotFound, StoredObject
 from connrad.dicom import frames as frame_io
@@ -19,7 +20,7 @@ from connrad.dicom import render, transcode
 from connrad.dicom.metadata import instance_metadata
 from connrad.dicom.uids import EXPLICIT_VR_LITTLE_ENDIAN
 from connrad.dicomweb import audit
-from connrad.dicomweb.deps import BaseDep, CallerDep, ServicesDep
+from connrad.dicomweb.deps import BaseDep, ServicesDep
 from connrad.dicomweb.multipart import multipart_body
 from connrad.dicomweb.negotiation import ANY_TS, FRAME_MEDIA_TYPES, acceptable
 from connrad.dicomweb.responses import dicom_json, problem
@@ -108,7 +109,7 @@ def _drain(spool: IO[bytes], chunk_size: int = 1 << 20) -> Iterator[bytes]:
 def _retrieve(
     request: Request,
     services: Services,
-    caller: CallerDep,
+    caller: ReadCaller,
     study: str,
     series: str | None = None,
     sop: str | None = None,
@@ -140,14 +141,14 @@ def _accept(request: Request) -> str | None:
 
 @router.get("/studies/{study}", summary="WADO-RS: retrieve a study")
 def retrieve_study(
-    study: str, request: Request, services: ServicesDep, caller: CallerDep
+    study: str, request: Request, services: ServicesDep, caller: ReadCaller
 ) -> Response:
     return _retrieve(request, services, caller, study)
 
 
 @router.get("/studies/{study}/series/{series}", summary="WADO-RS: retrieve a series")
 def retrieve_series(
-    study: str, series: str, request: Request, services: ServicesDep, caller: CallerDep
+    study: str, series: str, request: Request, services: ServicesDep, caller: ReadCaller
 ) -> Response:
     return _retrieve(request, services, caller, study, series)
 
@@ -156,7 +157,7 @@ def retrieve_series(
     "/studies/{study}/series/{series}/instances/{sop}", summary="WADO-RS: retrieve an instance"
 )
 def retrieve_instance(
-    study: str, series: str, sop: str, request: Request, services: ServicesDep, caller: CallerDep
+    study: str, series: str, sop: str, request: Request, services: ServicesDep, caller: ReadCaller
 ) -> Response:
     return _retrieve(request, services, caller, study, series, sop)
 
@@ -167,7 +168,7 @@ def retrieve_instance(
 def _metadata(
     request: Request,
     services: Services,
-    caller: CallerDep,
+    caller: ReadCaller,
     base: str,
     study: str,
     series: str | None = None,
@@ -186,7 +187,7 @@ def _metadata(
 
 @router.get("/studies/{study}/metadata", summary="WADO-RS: study metadata")
 def study_metadata(
-    study: str, request: Request, services: ServicesDep, caller: CallerDep, base: BaseDep
+    study: str, request: Request, services: ServicesDep, caller: ReadCaller, base: BaseDep
 ) -> Response:
     return _metadata(request, services, caller, base, study)
 
@@ -197,7 +198,7 @@ def series_metadata(
     series: str,
     request: Request,
     services: ServicesDep,
-    caller: CallerDep,
+    caller: ReadCaller,
     base: BaseDep,
 ) -> Response:
     return _metadata(request, services, caller, base, study, series)
@@ -213,7 +214,7 @@ def instance_metadata_route(
     sop: str,
     request: Request,
     services: ServicesDep,
-    caller: CallerDep,
+    caller: ReadCaller,
     base: BaseDep,
 ) -> Response:
     return _metadata(request, services, caller, base, study, series, sop)
@@ -276,7 +277,7 @@ def retrieve_frames(
     frame_list: str,
     request: Request,
     services: ServicesDep,
-    caller: CallerDep,
+    caller: ReadCaller,
 ) -> Response:
     numbers = _frame_numbers(frame_list)
     if numbers is None:
@@ -299,7 +300,7 @@ def retrieve_bulkdata(
     tag: str,
     request: Request,
     services: ServicesDep,
-    caller: CallerDep,
+    caller: ReadCaller,
 ) -> Response:
     try:
         (obj,) = audit.instances(request, services, caller, study, series, sop)
@@ -356,7 +357,7 @@ def _render_options(request: Request) -> tuple[str, dict[str, Any]] | str:
 async def _rendered(
     request: Request,
     services: Services,
-    caller: CallerDep,
+    caller: ReadCaller,
     study: str,
     series: str,
     sop: str,
@@ -385,7 +386,7 @@ async def _rendered(
     summary="WADO-RS: rendered instance (first frame)",
 )
 async def rendered_instance(
-    study: str, series: str, sop: str, request: Request, services: ServicesDep, caller: CallerDep
+    study: str, series: str, sop: str, request: Request, services: ServicesDep, caller: ReadCaller
 ) -> Response:
     return await _rendered(request, services, caller, study, series, sop, 1)
 
@@ -401,7 +402,7 @@ async def rendered_frame(
     frame: int,
     request: Request,
     services: ServicesDep,
-    caller: CallerDep,
+    caller: ReadCaller,
 ) -> Response:
     return await _rendered(request, services, caller, study, series, sop, frame)
 
@@ -409,7 +410,7 @@ async def rendered_frame(
 async def _thumbnail(
     request: Request,
     services: Services,
-    caller: CallerDep,
+    caller: ReadCaller,
     study: str,
     series: str | None,
     sop: str | None,
@@ -469,7 +470,7 @@ async def study_thumbnail(
     study: str,
     request: Request,
     services: ServicesDep,
-    caller: CallerDep,
+    caller: ReadCaller,
     size: SizeQuery = 128,
 ) -> Response:
     return await _thumbnail(request, services, caller, study, None, None, None, size)
@@ -481,7 +482,7 @@ async def series_thumbnail(
     series: str,
     request: Request,
     services: ServicesDep,
-    caller: CallerDep,
+    caller: ReadCaller,
     size: SizeQuery = 128,
 ) -> Response:
     return await _thumbnail(request, services, caller, study, series, None, None, size)
@@ -497,7 +498,7 @@ async def instance_thumbnail(
     sop: str,
     request: Request,
     services: ServicesDep,
-    caller: CallerDep,
+    caller: ReadCaller,
     size: SizeQuery = 128,
 ) -> Response:
     return await _thumbnail(request, services, caller, study, series, sop, None, size)
@@ -514,7 +515,7 @@ async def frame_thumbnail(
     frame: int,
     request: Request,
     services: ServicesDep,
-    caller: CallerDep,
+    caller: ReadCaller,
     size: SizeQuery = 128,
 ) -> Response:
     return await _thumbnail(request, services, caller, study, series, sop, frame, size)

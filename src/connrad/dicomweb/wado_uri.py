@@ -8,11 +8,12 @@ from anyio import to_thread
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
+from connrad.access import ReadCaller
 from connrad.archive.retrieve import NotFound
 from connrad.dicom import frames as frame_io
 from connrad.dicom import render, transcode
 from connrad.dicomweb import audit
-from connrad.dicomweb.deps import CallerDep, ServicesDep
+from connrad.dicomweb.deps import ServicesDep
 from connrad.dicomweb.responses import problem
 
 router = APIRouter()
@@ -24,7 +25,7 @@ _MEDIA_TYPES = ("application/dicom", "image/jpeg", "image/png")
 async def wado_uri(
     request: Request,
     services: ServicesDep,
-    caller: CallerDep,
+    caller: ReadCaller,
     request_type: Annotated[str, Query(alias="requestType")],
     study_uid: Annotated[str, Query(alias="studyUID")],
     series_uid: Annotated[str, Query(alias="seriesUID")],

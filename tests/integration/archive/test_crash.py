@@ -47,7 +47,7 @@ def test_acknowledged_instances_survive_sigkill(
                 response = httpx.post(
                     f"{connrad_process.root}/studies",
                     content=stow_body(*batch),
-                    headers={"Content-Type": STOW_TYPE},
+                    headers={"Content-Type": STOW_TYPE, **connrad_process.headers},
                     timeout=30,
                 )
             except httpx.TransportError:
@@ -76,7 +76,7 @@ def test_acknowledged_instances_survive_sigkill(
     assert errors == []
     assert len(acknowledged) >= 3 * PER_REQUEST, "too few uploads acknowledged between kills"
 
-    with httpx.Client(timeout=30) as http:
+    with httpx.Client(timeout=30, headers=connrad_process.headers) as http:
         for sop, digest in acknowledged.items():
             found = http.get(
                 f"{connrad_process.root}/instances", params={"SOPInstanceUID": sop}

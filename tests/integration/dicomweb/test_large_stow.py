@@ -40,7 +40,7 @@ def test_320_mib_instance_streams_with_bounded_memory(connrad_process: Server) -
     response = httpx.post(
         f"{connrad_process.root}/studies",
         content=body(),
-        headers={"Content-Type": STOW_TYPE},
+        headers={"Content-Type": STOW_TYPE, **connrad_process.headers},
         timeout=300,
     )
     assert response.status_code == 200, response.text
@@ -53,7 +53,10 @@ def test_320_mib_instance_streams_with_bounded_memory(connrad_process: Server) -
         "GET",
         url,
         timeout=300,
-        headers={"Accept": 'multipart/related; type="application/dicom"; transfer-syntax=*'},
+        headers={
+            "Accept": 'multipart/related; type="application/dicom"; transfer-syntax=*',
+            **connrad_process.headers,
+        },
     ) as got:
         received = b"".join(got.iter_bytes())
         ((_, stored),) = parse_multipart(received, got.headers["content-type"])

@@ -40,9 +40,11 @@ EXPECTED_REJECTIONS = {
 }
 
 
-def test_raw_files_stored_or_rejected_clearly(live_server: str) -> None:
+def test_raw_files_stored_or_rejected_clearly(
+    live_server: str, auth_headers: dict[str, str]
+) -> None:
     stored = 0
-    with httpx.Client(timeout=60) as http:
+    with httpx.Client(timeout=60, headers=auth_headers) as http:
         for path in public_files():
             response = http.post(
                 f"{live_server}/studies",
@@ -68,8 +70,10 @@ def _readable(path: Path) -> pydicom.Dataset | None:
         return None
 
 
-def test_store_search_retrieve_with_dicomweb_client(live_server: str) -> None:
-    client = DICOMwebClient(url=live_server)
+def test_store_search_retrieve_with_dicomweb_client(
+    live_server: str, auth_headers: dict[str, str]
+) -> None:
+    client = DICOMwebClient(url=live_server, headers=auth_headers)
     rows = manifest()
     checked_frames = 0
     first_sent: dict[str, bytes] = {}  # several samples share a SOP Instance UID: first wins
@@ -89,7 +93,10 @@ def test_store_search_retrieve_with_dicomweb_client(live_server: str) -> None:
 
         raw = httpx.get(
             f"{live_server}/studies/{study}/series/{series}/instances/{sop}",
-            headers={"Accept": 'multipart/related; type="application/dicom"; transfer-syntax=*'},
+            headers={
+                "Accept": 'multipart/related; type="application/dicom"; transfer-syntax=*',
+                **auth_headers,
+            },
             timeout=60,
         )
         ((_, body),) = parse_multipart(raw.content, raw.headers["content-type"])
@@ -125,8 +132,10 @@ def native_bytes(pixels: np.ndarray, ds: pydicom.Dataset) -> bytes:
 
 
 @pytest.mark.parametrize("frames", ["1", "1,2"])
-def test_ct_series_frames_and_metadata(live_server: str, frames: str) -> None:
-    client = DICOMwebClient(url=live_server)
+def test_ct_series_frames_and_metadata(
+    live_server: str, auth_headers: dict[str, str], frames: str
+) -> None:
+    client = DICOMwebClient(url=live_server, headers=auth_headers)
     series_dir = sorted(p for p in public_files() if p.parent.name.startswith("ct_series_ge"))
     datasets = [pydicom.dcmread(p) for p in series_dir]
     client.store_instances(datasets)
@@ -139,10 +148,12 @@ def test_ct_series_frames_and_metadata(live_server: str, frames: str) -> None:
     assert BOUNDARY  # the factories' boundary is independent of the server's
 
 
-def test_every_stored_file_is_served_or_refused_clearly(live_server: str) -> None:
+def test_every_stored_file_is_served_or_refused_clearly(
+    live_server: str, auth_headers: dict[str, str]
+) -> None:
     """No public file, however odd, makes any WADO resource answer 5xx."""
     studies: set[str] = set()
-    with httpx.Client(timeout=60) as http:
+    with httpx.Client(timeout=60, headers=auth_headers) as http:
         for path in public_files():
             if path.name in EXPECTED_REJECTIONS:
                 continue

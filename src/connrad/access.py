@@ -1,0 +1,92 @@
+"""The access check every route declares: authenticate the request, then ask the policy.
+
+Each route depends on exactly one :class:`Access` rule (``public`` where no credentials are
+needed); the route-matrix test walks the app's route table and fails for a route without
+one. Per-site decisions are taken where the data is queried, with
+:func:`connrad.identity.policy.site_scope`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.responses import JSONResponse
+
+from connrad.audit.http import client_address
+from connrad.audit.log import AuditRecord
+from connrad.identity.authenticate import BEARER_CHALLENGE, AuthError
+from connrad.identity.caller import Caller
+from connrad.identity.policy import Action, allows
+from connrad.identity.sessions import COOKIE, CSRF_HEADER
+
+
+class Access:
+    """A route's access rule; with ``action`` None, anyone (or anyone signed in) passes."""
+
+    def __init__(
+        self, action: Action | None, *, signed_in: bool = False, password_change: bool = False
+    ) -> None:
+        self.action = action
+        self.signed_in = signed_in or action is not None
+        self.password_change = password_change  # reachable while a new password is due
+
+    def __repr__(self) -> str:
+        return f"Access({self.action}, signed_in={self.signed_in})"
+
+    def __call__(self, request: Request) -> Caller:
+        services = request.app.state.services
+        address = client_address(request)
+        caller = services.authenticator.caller(
+            authorization=request.headers.get("authorization"),
+            session_token=request.cookies.get(COOKIE),
+            csrf_token=request.headers.get(CSRF_HEADER),
+            method=request.method,
+            address=address,
+        )
+        request.state.caller = caller
+        if not self.signed_in:
+            return caller
+        if caller.kind == "anonymous":
+            raise AuthError(401, "authentication required", BEARER_CHALLENGE)
+        if caller.must_change_password and not self.password_change:
+            raise AuthError(403, "password change required")
+        if self.action is not None and not allows(caller, self.action):
+            self._audit_denial(request, caller)
+            raise AuthError(403, "not permitted")
+        return caller
+
+    def _audit_denial(self, request: Request, caller: Caller) -> None:
+        route = getattr(request.scope.get("route"), "path", "")
+        request.app.state.services.audit.record(
+            AuditRecord(
+                actor=caller.actor,
+                actor_site_id=caller.site_id,
+                source=client_address(request),
+                action=str(self.action)[:16],
+                resource="route",
+                outcome=403,
+                detail={"route": route, "method": request.method},
+            )
+        )
+
+
+def auth_error_response(exc: AuthError) -> JSONResponse:
+    headers = {"WWW-Authenticate": exc.challenge} if exc.challenge else None
+    return JSONResponse({"detail": exc.detail}, exc.status, headers=headers)
+
+
+public = Access(None)
+signed_in = Access(None, signed_in=True)
+password_change = Access(None, signed_in=True, password_change=True)
+
+PublicCaller = Annotated[Caller, Depends(public)]
+SignedInCaller = Annotated[Caller, Depends(signed_in)]
+PasswordChangeCaller = Annotated[Caller, Depends(password_change)]
+SearchCaller = Annotated[Caller, Depends(Access(Action.SEARCH))]
+ReadCaller = Annotated[Caller, Depends(Access(Action.READ))]
+StoreCaller = Annotated[Caller, Depends(Access(Action.STORE))]
+ReidentifyCaller = Annotated[Caller, Depends(Access(Action.REIDENTIFY))]
+AuditReadCaller = Annotated[Caller, Depends(Access(Action.AUDIT_READ))]
+ManageCaller = Annotated[Caller, Depends(Access(Action.MANAGE))]
+SystemCaller = Annotated[Caller, Depends(Access(Action.MANAGE_SYSTEM))]
