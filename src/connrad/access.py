@@ -25,11 +25,17 @@ class Access:
     """A route's access rule; with ``action`` None, anyone (or anyone signed in) passes."""
 
     def __init__(
-        self, action: Action | None, *, signed_in: bool = False, password_change: bool = False
+        self,
+        action: Action | None,
+        *,
+        signed_in: bool = False,
+        password_change: bool = False,
+        users_only: bool = False,
     ) -> None:
         self.action = action
-        self.signed_in = signed_in or action is not None
+        self.signed_in = signed_in or users_only or action is not None
         self.password_change = password_change  # reachable while a new password is due
+        self.users_only = users_only  # the account's own session, password, second factor
 
     def __repr__(self) -> str:
         return f"Access({self.action}, signed_in={self.signed_in})"
@@ -49,6 +55,8 @@ class Access:
             return caller
         if caller.kind == "anonymous":
             raise AuthError(401, "authentication required", BEARER_CHALLENGE)
+        if self.users_only and caller.kind != "user":
+            raise AuthError(403, "only user accounts have sessions and passwords")
         if caller.must_change_password and not self.password_change:
             raise AuthError(403, "password change required")
         if self.action is not None and not allows(caller, self.action):
@@ -77,11 +85,13 @@ def auth_error_response(exc: AuthError) -> JSONResponse:
 
 
 public = Access(None)
-signed_in = Access(None, signed_in=True)
-password_change = Access(None, signed_in=True, password_change=True)
+whoami = Access(None, signed_in=True, password_change=True)
+account = Access(None, users_only=True)
+password_change = Access(None, users_only=True, password_change=True)
 
 PublicCaller = Annotated[Caller, Depends(public)]
-SignedInCaller = Annotated[Caller, Depends(signed_in)]
+WhoamiCaller = Annotated[Caller, Depends(whoami)]
+AccountCaller = Annotated[Caller, Depends(account)]
 PasswordChangeCaller = Annotated[Caller, Depends(password_change)]
 SearchCaller = Annotated[Caller, Depends(Access(Action.SEARCH))]
 ReadCaller = Annotated[Caller, Depends(Access(Action.READ))]

@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select, update
 
-from connrad.access import PasswordChangeCaller, PublicCaller, SignedInCaller
+from connrad.access import AccountCaller, PasswordChangeCaller, PublicCaller, WhoamiCaller
 from connrad.audit.http import client_address, record
 from connrad.db.base import utcnow
 from connrad.db.transaction import write_transaction
@@ -189,7 +189,7 @@ def logout(request: Request, services: ServicesDep, caller: PasswordChangeCaller
 
 
 @router.get("/me", summary="The signed-in account and, for sessions, its CSRF token")
-def me(request: Request, services: ServicesDep, caller: PasswordChangeCaller) -> dict[str, Any]:
+def me(request: Request, services: ServicesDep, caller: WhoamiCaller) -> dict[str, Any]:
     info: dict[str, Any] = {
         "actor": caller.actor,
         "kind": caller.kind,
@@ -241,7 +241,7 @@ def change_password(
 
 
 @router.post("/totp/setup", summary="Start enrolling a TOTP authenticator")
-def totp_setup(request: Request, services: ServicesDep, caller: SignedInCaller) -> dict[str, str]:
+def totp_setup(request: Request, services: ServicesDep, caller: AccountCaller) -> dict[str, str]:
     user_id = _require_user(caller)
     secret = totp.new_secret()
     with write_transaction(services.engine) as conn:
@@ -257,7 +257,7 @@ def totp_setup(request: Request, services: ServicesDep, caller: SignedInCaller) 
 
 @router.post("/totp/enable", summary="Confirm enrolment with a first code")
 def totp_enable(
-    body: TotpCode, request: Request, services: ServicesDep, caller: SignedInCaller
+    body: TotpCode, request: Request, services: ServicesDep, caller: AccountCaller
 ) -> dict[str, str]:
     user_id = _require_user(caller)
     with write_transaction(services.engine) as conn:
@@ -281,7 +281,7 @@ def totp_enable(
 
 @router.post("/totp/disable", summary="Remove the second factor (password and code required)")
 def totp_disable(
-    body: TotpDisable, request: Request, services: ServicesDep, caller: SignedInCaller
+    body: TotpDisable, request: Request, services: ServicesDep, caller: AccountCaller
 ) -> dict[str, str]:
     user_id = _require_user(caller)
     with write_transaction(services.engine) as conn:

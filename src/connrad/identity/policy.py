@@ -55,9 +55,11 @@ def site_scope(caller: Caller, action: Action) -> frozenset[int] | None:
     """The sites whose data ``caller`` may act on with ``action``: None means every site."""
     if caller.kind == "anonymous" or caller.must_change_password:
         return NO_SITE
-    if caller.kind == "system" or caller.role is Role.ADMIN:
-        return _limited_by_scopes(caller, action, EVERY_SITE)
     home = frozenset() if caller.site_id is None else frozenset({caller.site_id})
+    if action is Action.STORE and not home:
+        return NO_SITE  # what is uploaded belongs to the uploader's home site: none, no upload
+    if caller.kind == "system" or caller.role is Role.ADMIN:
+        return _limited_by_scopes(caller, action, home if action is Action.STORE else EVERY_SITE)
     if caller.kind == "device":
         needed = _DEVICE_SCOPES.get(action, ())
         granted = caller.scopes or frozenset()
