@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -15,7 +16,9 @@ from tests.conftest import free_port
 
 
 class Server:
-    def __init__(self, data_dir: Path, database_url: str) -> None:
+    def __init__(
+        self, data_dir: Path, database_url: str, tls: tuple[Path, Path] | None = None
+    ) -> None:
         self.port = free_port()
         self.env = {
             **os.environ,
@@ -23,6 +26,13 @@ class Server:
             "CONNRAD_DATABASE_URL": database_url,
             "CONNRAD_DEMO_DATA": "false",
         }
+        self.scheme = "http"
+        self.verify: ssl.SSLContext | bool = True
+        if tls is not None:
+            certfile, keyfile = tls
+            self.env |= {"CONNRAD_TLS_CERTFILE": str(certfile), "CONNRAD_TLS_KEYFILE": str(keyfile)}
+            self.scheme = "https"
+            self.verify = ssl.create_default_context(cafile=str(certfile))
         self.process: subprocess.Popen[bytes] | None = None
         self.headers: dict[str, str] = {}
 
@@ -44,7 +54,11 @@ class Server:
 
     @property
     def root(self) -> str:
-        return f"http://127.0.0.1:{self.port}/dicomweb"
+        return f"{self.base}/dicomweb"
+
+    @property
+    def base(self) -> str:
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     def start(self) -> None:
         self.process = subprocess.Popen(
@@ -65,7 +79,8 @@ class Server:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
-                if httpx.get(f"http://127.0.0.1:{self.port}/healthz").status_code == 200:
+                health = httpx.get(f"{self.base}/healthz", verify=self.verify)
+                if health.status_code == 200:
                     return
             except httpx.TransportError:
                 time.sleep(0.05)

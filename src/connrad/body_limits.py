@@ -12,10 +12,6 @@ from connrad.security_headers import ASGIApp, Message, Receive, Scope, Send
 STREAMED = (("POST", "/dicomweb/studies"),)
 
 
-class BodyTooLarge(Exception):
-    pass
-
-
 class BodyLimits:
     def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
         self.app = app
@@ -31,27 +27,32 @@ class BodyLimits:
                 await _too_large(send, limit)
                 return
         received = 0
-        started = False
+        started = refused = False
 
         async def bounded_receive() -> Message:
-            nonlocal received
+            nonlocal received, refused
+            if refused:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise BodyTooLarge
+                    # Answer now and let the handler see a client that went away; whatever
+                    # it tries to send afterwards is dropped.
+                    refused = True
+                    if not started:
+                        await _too_large(send, limit)
+                    return {"type": "http.disconnect"}
             return message
 
         async def tracking_send(message: Message) -> None:
             nonlocal started
+            if refused:
+                return
             started = started or message["type"] == "http.response.start"
             await send(message)
 
-        try:
-            await self.app(scope, bounded_receive, tracking_send)
-        except BodyTooLarge:
-            if not started:
-                await _too_large(send, limit)
+        await self.app(scope, bounded_receive, tracking_send)
 
 
 def _streamed(scope: Scope) -> bool:

@@ -7,15 +7,15 @@ username and to a wrong password is the same, and takes as long.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import Annotated, Any
 
 from anyio import to_thread
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select, update
 
-from connrad.access import AccountCaller, PasswordChangeCaller, PublicCaller, WhoamiCaller
+from connrad.access import Access, AccountCaller, PasswordChangeCaller, WhoamiCaller
 from connrad.audit.http import client_address, record
 from connrad.db.base import utcnow
 from connrad.db.transaction import write_transaction
@@ -24,7 +24,7 @@ from connrad.identity import passwords, throttle, totp
 from connrad.identity import sessions as session_store
 from connrad.identity.admin import get_user
 from connrad.identity.authenticate import AuthError, load_user_caller
-from connrad.identity.caller import Caller
+from connrad.identity.caller import ANONYMOUS, Caller
 from connrad.identity.models import User
 from connrad.services import Services
 
@@ -54,6 +54,25 @@ class TotpDisable(BaseModel):
     model_config = ConfigDict(extra="forbid")
     password: str = Field(min_length=1, max_length=passwords.MAX_LENGTH)
     code: str = Field(min_length=6, max_length=10)
+
+
+class _SigningIn(Access):
+    """Anyone may sign in, whatever credentials the browser still holds.
+
+    The body is the credential here: a cookie of a session that has ended (logout elsewhere,
+    password reset, expiry) or a signed-in browser without its CSRF token must not block a
+    new sign-in, as the public rule's credential check would (401 or 403).
+    """
+
+    def __init__(self) -> None:
+        super().__init__(None)
+
+    def __call__(self, request: Request) -> Caller:
+        request.state.caller = ANONYMOUS
+        return ANONYMOUS
+
+
+SigningInCaller = Annotated[Caller, Depends(_SigningIn())]
 
 
 def _limits(services: Services) -> throttle.Limits:
@@ -111,7 +130,7 @@ def _attempt(services: Services, body: Credentials, address: str) -> tuple[int, 
 
 @router.post("/login", summary="Sign in; sets the session cookie and returns the CSRF token")
 async def login(
-    body: Credentials, request: Request, services: ServicesDep, caller: PublicCaller
+    body: Credentials, request: Request, services: ServicesDep, caller: SigningInCaller
 ) -> JSONResponse:
     address = client_address(request)
     status, payload = await to_thread.run_sync(_attempt, services, body, address)
