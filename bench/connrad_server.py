@@ -16,6 +16,7 @@ def connrad_server(workdir: Path) -> Iterator[Server]:
     port = free_port()
     data_dir = workdir / "connrad-data"
     log_path = workdir / "connrad.log"
+    headers = {"Authorization": f"Bearer {_bench_key(data_dir)}"}
     command = [
         str(REPO / ".venv" / "bin" / "connrad"),
         *("serve", "--port", str(port), "--no-demo", "--log-level", "warning"),
@@ -36,6 +37,25 @@ def connrad_server(workdir: Path) -> Iterator[Server]:
                 process=process,
                 log_path=log_path,
                 version=str(health.json().get("version", "?")),
+                headers=headers,
             )
         finally:
             stop_process(process)
+
+
+def _bench_key(data_dir: Path) -> str:
+    """Register the benchmark's uploading device, as an operator would, and return its key."""
+    connrad = str(REPO / ".venv" / "bin" / "connrad")
+    env = clean_env(CONNRAD_DATA_DIR=str(data_dir))
+
+    def run(*args: str) -> str:
+        done = subprocess.run(
+            [connrad, "admin", *args], cwd=REPO, env=env, capture_output=True, text=True
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"connrad admin {' '.join(args)} failed: {done.stdout}")
+        return done.stdout
+
+    created = run("device", "create", "local", "bench-uploader", "--api")
+    device_id = created.split("(id ")[1].split(",")[0].split(")")[0]
+    return run("device", "key", device_id).strip().splitlines()[-1]

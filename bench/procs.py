@@ -25,6 +25,7 @@ class Server:
     log_path: Path
     version: str
     facts: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)  # credentials for every request
 
     @property
     def studies_url(self) -> str:

@@ -69,12 +69,18 @@ def query_kinds(workload: QidoWorkload) -> list[QueryKind]:
 
 
 def measure(
-    studies_url: str, kind: QueryKind, *, requests: int, warmup: int = 5, budget_s: float = 30.0
+    studies_url: str,
+    kind: QueryKind,
+    *,
+    requests: int,
+    warmup: int = 5,
+    budget_s: float = 30.0,
+    headers: dict[str, str] | None = None,
 ) -> Latency:
     """Sequential requests on one keep-alive connection; stops early after `budget_s`."""
     latency = Latency()
     params = itertools.cycle(kind.params)
-    with httpx.Client(headers=_HEADERS, timeout=60.0) as client:
+    with httpx.Client(headers={**_HEADERS, **(headers or {})}, timeout=60.0) as client:
         for _ in range(warmup):
             client.get(query_url(studies_url, next(params)))
         deadline = time.monotonic() + budget_s
@@ -104,10 +110,12 @@ def _fail(latency: Latency, error: str) -> None:
     latency.first_error = latency.first_error or error
 
 
-def stored_instances(studies_url: str, study_uids: Sequence[str]) -> int | None:
+def stored_instances(
+    studies_url: str, study_uids: Sequence[str], headers: dict[str, str] | None = None
+) -> int | None:
     """Instances the server reports for these studies (None when it cannot tell)."""
     total = 0
-    with httpx.Client(headers=_HEADERS, timeout=60.0) as client:
+    with httpx.Client(headers={**_HEADERS, **(headers or {})}, timeout=60.0) as client:
         for study_uid in study_uids:
             response = client.get(
                 studies_url,

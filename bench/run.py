@@ -112,8 +112,12 @@ def warm_up(servers: list[Server], results: dict[str, Any]) -> None:
     single = multipart_bodies(series.payloads[:WARMUP_SINGLE], 1)
     batched = multipart_bodies(series.payloads[WARMUP_SINGLE:], 10)
     for server in servers:
-        check(results, f"{server.name} warm-up", stow(server.studies_url, single, 1))
-        check(results, f"{server.name} warm-up", stow(server.studies_url, batched, 4))
+        check(
+            results, f"{server.name} warm-up", stow(server.studies_url, single, 1, server.headers)
+        )
+        check(
+            results, f"{server.name} warm-up", stow(server.studies_url, batched, 4, server.headers)
+        )
 
 
 def stow_phase(servers: list[Server], instances: int, results: dict[str, Any]) -> None:
@@ -125,8 +129,8 @@ def stow_phase(servers: list[Server], instances: int, results: dict[str, Any]) -
         for server in servers if index % 2 == 0 else servers[::-1]:
             waited, quiet = wait_quiet(servers, timeout=QUIET_TIMEOUT_S)
             report.console.print(f"STOW {shape.label} -> {server.name} ...")
-            result = stow(server.studies_url, bodies, shape.clients)
-            stored = stored_instances(server.studies_url, [series.study_uid])
+            result = stow(server.studies_url, bodies, shape.clients, server.headers)
+            stored = stored_instances(server.studies_url, [series.study_uid], server.headers)
             check(results, f"STOW {shape.name} {server.name}", result)
             if stored != instances:
                 results["problems"].append(
@@ -149,7 +153,7 @@ def qido_phase(servers: list[Server], args: argparse.Namespace, results: dict[st
     for server in servers:
         waited, _ = wait_quiet(servers, timeout=QUIET_TIMEOUT_S)
         report.console.print(f"QIDO fill -> {server.name} ...")
-        result = stow(server.studies_url, bodies, 4)
+        result = stow(server.studies_url, bodies, 4, server.headers)
         check(results, f"QIDO fill {server.name}", result)
         results["qido_fill"].append(stow_row(server, result, quiet_wait_s=round(waited, 1)))
     for index, kind in enumerate(query_kinds(workload)):
@@ -159,7 +163,9 @@ def qido_phase(servers: list[Server], args: argparse.Namespace, results: dict[st
                 results["problems"].append(
                     f"QIDO {kind.name} {server.name}: servers still busy after {waited:.0f} s"
                 )
-            latency = measure(server.studies_url, kind, requests=args.queries)
+            latency = measure(
+                server.studies_url, kind, requests=args.queries, headers=server.headers
+            )
             if latency.failures:
                 results["problems"].append(
                     f"QIDO {kind.name} {server.name}: {latency.failures} failed; "

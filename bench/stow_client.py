@@ -77,13 +77,18 @@ def _failures(response: httpx.Response, expected: int) -> tuple[int, str | None]
     return missing, (f"HTTP 200 but {missing} of {expected} not stored" if missing else None)
 
 
-def stow(url: str, bodies: Sequence[Body], clients: int) -> StowResult:
+def stow(
+    url: str, bodies: Sequence[Body], clients: int, headers: dict[str, str] | None = None
+) -> StowResult:
     """POST every body once, `clients` at a time; wall time from first to last request."""
     result = StowResult()
     lock = threading.Lock()
     next_body = iter(bodies)
     # Connections are opened before the clock starts, so every run starts from keep-alive.
-    sessions = [httpx.Client(headers=_HEADERS, timeout=_TIMEOUT) for _ in range(clients)]
+    sessions = [
+        httpx.Client(headers={**_HEADERS, **(headers or {})}, timeout=_TIMEOUT)
+        for _ in range(clients)
+    ]
     start = threading.Barrier(clients + 1)
 
     def worker(session: httpx.Client) -> None:

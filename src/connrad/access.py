@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
 from fastapi.responses import JSONResponse
+from fastapi.security import APIKeyCookie, APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from connrad.audit.http import client_address
 from connrad.audit.log import AuditRecord
@@ -19,6 +20,16 @@ from connrad.identity.authenticate import BEARER_CHALLENGE, AuthError
 from connrad.identity.caller import Caller
 from connrad.identity.policy import Action, allows
 from connrad.identity.sessions import COOKIE, CSRF_HEADER
+
+# Declared so the OpenAPI document (and its "Authorize" dialog) shows how to authenticate;
+# the values are read from the request below, in one place.
+_bearer = HTTPBearer(
+    auto_error=False, description="A device API key (crk_...) or an OAuth access token."
+)
+_session = APIKeyCookie(name=COOKIE, auto_error=False, description="Web session (sign in).")
+_csrf = APIKeyHeader(
+    name=CSRF_HEADER, auto_error=False, description="The session's CSRF token, on changes."
+)
 
 
 class Access:
@@ -40,7 +51,16 @@ class Access:
     def __repr__(self) -> str:
         return f"Access({self.action}, signed_in={self.signed_in})"
 
-    def __call__(self, request: Request) -> Caller:
+    def __call__(
+        self,
+        request: Request,
+        _bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)] = None,
+        _session: Annotated[str | None, Security(_session)] = None,
+        _csrf: Annotated[str | None, Security(_csrf)] = None,
+    ) -> Caller:
+        return self.resolve(request)
+
+    def resolve(self, request: Request) -> Caller:
         services = request.app.state.services
         address = client_address(request)
         caller = services.authenticator.caller(
@@ -84,7 +104,17 @@ def auth_error_response(exc: AuthError) -> JSONResponse:
     return JSONResponse({"detail": exc.detail}, exc.status, headers=headers)
 
 
-public = Access(None)
+class PublicAccess(Access):
+    """No credentials needed (health, sign-in, token endpoint, discovery)."""
+
+    def __init__(self) -> None:
+        super().__init__(None)
+
+    def __call__(self, request: Request) -> Caller:  # type: ignore[override]
+        return self.resolve(request)
+
+
+public = PublicAccess()
 whoami = Access(None, signed_in=True, password_change=True)
 account = Access(None, users_only=True)
 password_change = Access(None, users_only=True, password_change=True)

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from connrad.cli_admin import admin_app, print_first_admin
+from connrad.cli_admin import admin_app, print_demo_viewer_key, print_first_admin
 from connrad.settings import Settings
 
 app = typer.Typer(help="connrad: Connected Radiology, a cloud imaging hub.", no_args_is_help=True)
@@ -44,15 +44,16 @@ def serve(
     settings = Settings()
     services = build_services(settings, recover=True)
     print_first_admin(services)
+    bind_host, bind_port = host or settings.http_host, port or settings.http_port
+    scheme = "https" if settings.tls else "http"
     if demo if demo is not None else settings.demo_data:
         from connrad.demo.load import load_demo_if_empty
 
         loaded = load_demo_if_empty(services)
         if loaded:
             console.print(f"[green]Loaded {loaded} demo instances.[/green]")
-    bind_host, bind_port = host or settings.http_host, port or settings.http_port
+            print_demo_viewer_key(services, f"{scheme}://{bind_host}:{bind_port}")
     workers = settings.effective_http_workers
-    scheme = "https" if settings.tls else "http"
     tls = {"ssl_certfile": settings.tls_certfile, "ssl_keyfile": settings.tls_keyfile}
     console.print(
         f"connrad on {scheme}://{bind_host}:{bind_port}  (DICOMweb: /dicomweb, API docs: "
@@ -103,6 +104,9 @@ def demo() -> None:
     print_first_admin(services)
     loaded = load_demo_if_empty(services)
     console.print(f"Loaded {loaded} demo instances." if loaded else "Archive not empty.")
+    if loaded:
+        settings = services.settings
+        print_demo_viewer_key(services, f"http://{settings.http_host}:{settings.http_port}")
 
 
 @db_app.command("upgrade")

@@ -281,3 +281,19 @@ def print_first_admin(services: Services) -> None:
             "[/bold] with this one-time password (shown only now; you will choose a new one):"
         )
         print(secret, flush=True)
+
+
+def print_demo_viewer_key(services: Services, base_url: str) -> None:
+    """On a demo installation, a read-only key for viewers and scripts, shown once."""
+    with write_transaction(services.engine) as conn:
+        existing = [d for d in admin.list_devices(conn, None) if d["name"] == "demo-viewer"]
+        if existing:
+            return
+        device = admin.create_device(
+            conn, services.local_site_id, "demo-viewer", "api", device_scopes=["dicomweb.read"]
+        )
+        _, key = admin.issue_api_key(conn, device["id"])
+    console.print(
+        "[bold]Demo viewer key[/bold] (read-only, shown only now), e.g. for OHIF or curl:\n"
+        f"  curl -H 'Authorization: Bearer {key}' {base_url}/dicomweb/studies"
+    )
