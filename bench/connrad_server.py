@@ -25,7 +25,7 @@ def connrad_server(workdir: Path) -> Iterator[Server]:
         process = subprocess.Popen(
             command,
             cwd=REPO,
-            env=clean_env(CONNRAD_DATA_DIR=str(data_dir)),
+            env=clean_env(CONNRAD_DATA_DIR=str(data_dir), CONNRAD_DIMSE_PORT="0"),
             stdout=log,
             stderr=subprocess.STDOUT,
         )

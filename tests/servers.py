@@ -25,6 +25,7 @@ class Server:
             "CONNRAD_DATA_DIR": str(data_dir),
             "CONNRAD_DATABASE_URL": database_url,
             "CONNRAD_DEMO_DATA": "false",
+            "CONNRAD_DIMSE_PORT": str(free_port()),
         }
         self.scheme = "http"
         self.verify: ssl.SSLContext | bool = True

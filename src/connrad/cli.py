@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
 from connrad.cli_admin import admin_app, print_demo_viewer_key, print_first_admin
 from connrad.settings import Settings
+
+if TYPE_CHECKING:
+    from connrad.dimse.server import DimseServer
+    from connrad.services import Services
 
 app = typer.Typer(help="connrad: Connected Radiology, a cloud imaging hub.", no_args_is_help=True)
 db_app = typer.Typer(help="Database migrations.")
@@ -54,6 +58,7 @@ def serve(
             console.print(f"[green]Loaded {loaded} demo instances.[/green]")
             print_demo_viewer_key(services, f"{scheme}://{bind_host}:{bind_port}")
     workers = settings.effective_http_workers
+    dimse = _start_dimse(services, bind_host)
     tls = {"ssl_certfile": settings.tls_certfile, "ssl_keyfile": settings.tls_keyfile}
     console.print(
         f"connrad on {scheme}://{bind_host}:{bind_port}  (DICOMweb: /dicomweb, API docs: "
@@ -69,8 +74,9 @@ def serve(
             **tls,
         )
         return
-    services.close()
-    # Worker processes read the same environment; the parent only supervises.
+    if dimse is None:
+        services.close()
+    # Worker processes read the same environment; the parent supervises (and serves DIMSE).
     uvicorn.run(
         "connrad.app:app_from_environment",
         factory=True,
@@ -81,6 +87,36 @@ def serve(
         access_log=False,
         **tls,
     )
+
+
+def _start_dimse(services: Services, host: str) -> DimseServer | None:
+    from connrad.dimse.server import DimseServer
+
+    settings = services.settings
+    if not settings.dimse_port:
+        return None
+    server = DimseServer(services)
+    port = server.start(host, settings.dimse_port)
+    console.print(f"DICOM: {settings.ae_title} on {host}:{port}")
+    return server
+
+
+@app.command()
+def dimse(log_level: Annotated[str, typer.Option()] = "info") -> None:
+    """Run only the DICOM association acceptor (DIMSE door)."""
+    import time
+
+    from connrad.services import build_services
+
+    _logging(log_level)
+    settings = Settings()
+    server = _start_dimse(build_services(settings), settings.http_host)
+    if server is None:
+        console.print("[red]CONNRAD_DIMSE_PORT is 0: the DIMSE door is off[/red]")
+        raise typer.Exit(1)
+    with contextlib.suppress(KeyboardInterrupt):
+        while True:
+            time.sleep(3600)
 
 
 @app.command()

@@ -25,7 +25,12 @@ class Settings(BaseSettings):
     http_workers: int = Field(
         0, description="HTTP worker processes; 0 means one per CPU (at most 4)."
     )
-    dimse_port: int = 11112
+    dimse_port: int = Field(11112, description="DICOM port; 0 turns the DIMSE door off.")
+    dimse_tls_certfile: Path | None = Field(None, description="PEM chain: DICOM over TLS.")
+    dimse_tls_keyfile: Path | None = None
+    dimse_tls_ca_file: Path | None = Field(
+        None, description="CA bundle: require client certificates signed by it."
+    )
     ae_title: str = "CONNRAD"
     public_base_url: str = Field(
         "", description="Base URL used in RetrieveURL/BulkDataURI; empty derives it per request."
