@@ -294,6 +294,6 @@ def print_demo_viewer_key(services: Services, base_url: str) -> None:
         )
         _, key = admin.issue_api_key(conn, device["id"])
     console.print(
-        "[bold]Demo viewer key[/bold] (read-only, shown only now), e.g. for OHIF or curl:\n"
-        f"  curl -H 'Authorization: Bearer {key}' {base_url}/dicomweb/studies"
+        "[bold]Demo viewer key[/bold] (read-only, shown only now), e.g. for OHIF or curl:"
     )
+    print(f"  curl -H 'Authorization: Bearer {key}' {base_url}/dicomweb/studies", flush=True)
