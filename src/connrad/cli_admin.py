@@ -7,10 +7,11 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from sqlalchemy import Connection
 
@@ -45,22 +46,22 @@ def _change(resource: str, action: str, work: Callable[[Connection], T]) -> T:
     try:
         with write_transaction(services.engine) as conn:
             result = work(conn)
-    except admin.AdminError as exc:
-        console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(1) from None
-    view = result[0] if isinstance(result, tuple) else result
-    services.audit.record(
-        AuditRecord(
-            actor="system:cli",
-            source="cli",
-            action=action,
-            resource=resource,
-            outcome=200,
-            site_id=view.get("site_id") if resource != "site" else view.get("id"),
-            detail={"id": view.get("id")},
+        view = result[0] if isinstance(result, tuple) else result
+        services.audit.record(
+            AuditRecord(
+                actor="system:cli",
+                source="cli",
+                action=action,
+                resource=resource,
+                outcome=200,
+                site_id=view.get("site_id") if resource != "site" else view.get("id"),
+                detail={"id": view.get("id")},
+            )
         )
-    )
-    services.close()
+    except admin.AdminError as exc:
+        _fail(str(exc))
+    finally:
+        services.close()
     return result
 
 
@@ -70,10 +71,15 @@ def _read(work: Callable[[Connection], T]) -> T:
         with services.engine.connect() as conn:
             return work(conn)
     except admin.AdminError as exc:
-        console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(1) from None
+        _fail(str(exc))
     finally:
         services.close()
+
+
+def _fail(message: str) -> NoReturn:
+    # Messages quote what the operator typed: print it as text, never as Rich markup.
+    console.print(escape(message), style="red")
+    raise typer.Exit(1) from None
 
 
 def _show(rows: list[dict[str, Any]], columns: list[str], as_json: bool) -> None:
@@ -88,8 +94,8 @@ def _show(rows: list[dict[str, Any]], columns: list[str], as_json: bool) -> None
 
 def _cell(value: Any) -> str:
     if isinstance(value, list):
-        return " ".join(str(v) for v in value)
-    return "" if value is None else str(value)
+        return escape(" ".join(str(v) for v in value))
+    return "" if value is None else escape(str(value))
 
 
 def _site_id(conn: Connection, code: str) -> int:
@@ -152,7 +158,7 @@ def device_create(
         ),
     )
     client = f", OAuth client_id {device['client_id']}" if device["client_id"] else ""
-    console.print(f"device {device['name']} created (id {device['id']}{client})")
+    console.print(f"device {escape(device['name'])} created (id {device['id']}{client})")
 
 
 @device_app.command("ls")
@@ -201,8 +207,7 @@ def device_jwks(device_id: int, jwks_file: Path) -> None:
     try:
         jwks = json.loads(jwks_file.read_text())
     except (OSError, ValueError) as exc:
-        console.print(f"[red]cannot read a JWK Set from {jwks_file}: {exc}[/red]")
-        raise typer.Exit(1) from None
+        _fail(f"cannot read a JWK Set from {jwks_file}: {exc}")
     _change("device", "update", lambda c: admin.set_device_jwks(c, device_id, jwks))
     console.print(f"keys registered for device {device_id}")
 

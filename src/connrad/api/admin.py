@@ -119,11 +119,14 @@ def _ids(result: Any) -> dict[str, Any]:
     return {"id": view["id"]} if isinstance(view, dict) and "id" in view else {}
 
 
-def _own(caller: Caller, site_id: int | None) -> None:
-    """404 for an object of a site the caller may not manage (its existence stays hidden)."""
+def _own(caller: Caller, site_id: int | None, what: str) -> None:
+    """404 for an object of a site the caller may not manage (its existence stays hidden).
+
+    The answer is word for word the one for an ID that does not exist (``what`` not found).
+    """
     managed = site_id is not None and allows(caller, Action.MANAGE, site_id)
     if not managed and not allows(caller, Action.MANAGE_SYSTEM):
-        raise AuthError(404, "not found")
+        raise AuthError(404, f"{what} not found")
 
 
 def _read(services: Services, work: Callable[[Connection], T]) -> T:
@@ -188,7 +191,7 @@ def list_devices(services: ServicesDep, caller: ManageCaller) -> list[dict[str, 
 def create_device(
     body: DeviceIn, request: Request, services: ServicesDep, caller: ManageCaller
 ) -> dict[str, Any]:
-    _own(caller, body.site_id)
+    _own(caller, body.site_id, "site")
     device = _change(
         services,
         request,
@@ -211,7 +214,7 @@ def create_device(
 
 def _device(services: Services, caller: Caller, device_id: int) -> dict[str, Any]:
     device = _read(services, lambda c: admin.get_device(c, device_id))
-    _own(caller, device["site_id"])
+    _own(caller, device["site_id"], "device")
     return device
 
 
@@ -321,7 +324,7 @@ def create_user(
     body: UserIn, request: Request, services: ServicesDep, caller: ManageCaller
 ) -> dict[str, Any]:
     _check_role(caller, body.role)
-    _own(caller, body.site_id)
+    _own(caller, body.site_id, "site")
     view, secret = _change(
         services,
         request,
@@ -336,7 +339,7 @@ def create_user(
 
 def _user(services: Services, caller: Caller, user_id: int) -> dict[str, Any]:
     user = _read(services, lambda c: admin.get_user(c, user_id))
-    _own(caller, user["site_id"])
+    _own(caller, user["site_id"], "user")
     _check_role(caller, Role(user["role"]))
     return user
 
@@ -389,16 +392,19 @@ def reset_password(
 def set_grants(
     user_id: int, body: GrantsIn, request: Request, services: ServicesDep, caller: ManageCaller
 ) -> dict[str, Any]:
-    _user(services, caller, user_id)
+    user = _user(services, caller, user_id)
     if not all(allows(caller, Action.MANAGE, s) for s in body.site_ids):
         raise AuthError(403, "reading rights only for sites you manage")
+    # The list replaces the grants on the sites the caller manages; grants on other sites
+    # (given by an administrator) are not the caller's to remove.
+    kept = [s for s in user["reading_sites"] if not allows(caller, Action.MANAGE, s)]
     view = _change(
         services,
         request,
         caller,
         "user",
         "update",
-        lambda c: admin.set_reading_grants(c, user_id, body.site_ids),
+        lambda c: admin.set_reading_grants(c, user_id, [*body.site_ids, *kept]),
         lambda v: v["site_id"],
     )
     return admin.as_json(view)

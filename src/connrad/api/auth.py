@@ -13,7 +13,7 @@ from anyio import to_thread
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from connrad.access import Access, AccountCaller, PasswordChangeCaller, WhoamiCaller
 from connrad.audit.http import client_address, record
@@ -234,28 +234,35 @@ def change_password(
     body: PasswordChange, request: Request, services: ServicesDep, caller: PasswordChangeCaller
 ) -> dict[str, str]:
     user_id = _require_user(caller)
-    with write_transaction(services.engine) as conn:
+    with services.engine.connect() as conn:
         stored = conn.execute(
             select(users_t.c.password_hash).where(users_t.c.id == user_id)
         ).scalar_one()
-        if not passwords.verify_password(stored, body.current_password):
-            outcome = 403
-        elif body.new_password == body.current_password:
-            raise AuthError(400, "the new password must differ from the current one")
-        else:
-            try:
-                new_hash = passwords.hash_password(body.new_password)
-            except passwords.WeakPassword as exc:
-                raise AuthError(400, str(exc)) from None
-            conn.execute(
-                update(users_t)
-                .where(users_t.c.id == user_id)
-                .values(password_hash=new_hash, must_change_password=False)
-            )
-            outcome = 200
-    record(services, request, caller, action="update", resource="password", outcome=outcome)
-    if outcome != 200:
+    # argon2 runs outside the write transaction, which on SQLite holds the database lock.
+    if not passwords.verify_password(stored, body.current_password):
+        record(services, request, caller, action="update", resource="password", outcome=403)
         raise AuthError(403, "current password is wrong")
+    if body.new_password == body.current_password:
+        raise AuthError(400, "the new password must differ from the current one")
+    try:
+        new_hash = passwords.hash_password(body.new_password)
+    except passwords.WeakPassword as exc:
+        raise AuthError(400, str(exc)) from None
+    this_session = session_store.token_hash(request.cookies.get(session_store.COOKIE) or "")
+    with write_transaction(services.engine) as conn:
+        conn.execute(
+            update(users_t)
+            .where(users_t.c.id == user_id)
+            .values(password_hash=new_hash, must_change_password=False)
+        )
+        # Every other session of the account (a stolen cookie, too) must sign in anew.
+        conn.execute(
+            delete(session_store.sessions).where(
+                session_store.sessions.c.user_id == user_id,
+                session_store.sessions.c.token_hash != this_session,
+            )
+        )
+    record(services, request, caller, action="update", resource="password", outcome=200)
     return {"detail": "password changed"}
 
 

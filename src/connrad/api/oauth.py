@@ -45,12 +45,15 @@ def issue_token(
     request: Request,
     services: ServicesDep,
     caller: PublicCaller,
-    grant_type: Annotated[str, Form(max_length=64)],
+    grant_type: Annotated[str | None, Form(max_length=64)] = None,
     client_assertion_type: Annotated[str | None, Form(max_length=128)] = None,
     client_assertion: Annotated[str | None, Form(max_length=16384)] = None,
     scope: Annotated[str | None, Form(max_length=2048)] = None,
 ) -> JSONResponse:
     try:
+        if not grant_type:
+            # Answered here, not by the app's validation handler: RFC 6749 §5.2 error body.
+            raise oauth.OAuthError("invalid_request", "grant_type is required")
         if grant_type != "client_credentials":
             raise oauth.OAuthError("unsupported_grant_type", "only client_credentials")
         if client_assertion_type != oauth.ASSERTION_TYPE or not client_assertion:

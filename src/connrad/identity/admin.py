@@ -20,7 +20,7 @@ from connrad.identity import api_keys, passwords, scopes
 from connrad.identity import sessions as session_store
 from connrad.identity.caller import Role
 from connrad.identity.models import ApiKey, Device, ReadingGrant, Site, User
-from connrad.identity.oauth import ASSERTION_ALGORITHMS
+from connrad.identity.oauth import ASSERTION_ALGORITHMS, MIN_RSA_BITS
 
 sites_t, devices_t, keys_t = Site.__table__, Device.__table__, ApiKey.__table__
 users_t, grants_t = User.__table__, ReadingGrant.__table__
@@ -193,8 +193,6 @@ def update_device(
 
 def set_device_jwks(conn: Connection, device_id: int, jwks: Mapping[str, Any]) -> dict[str, Any]:
     """Register the public keys an API device signs its OAuth client assertions with."""
-    import jwt
-
     device = get_device(conn, device_id)
     if device["kind"] != "api":
         raise AdminError("only API devices use OAuth client credentials")
@@ -202,17 +200,46 @@ def set_device_jwks(conn: Connection, device_id: int, jwks: Mapping[str, Any]) -
     if not isinstance(keys, list) or not keys:
         raise AdminError("a JWK Set needs a non-empty 'keys' list")
     for key in keys:
-        if not isinstance(key, Mapping) or "d" in key:
-            raise AdminError("keys must be public JWKs (no private part)")
-        try:
-            parsed = jwt.PyJWK(dict(key), algorithm=_algorithm_for(key))
-        except (jwt.PyJWTError, ValueError, TypeError):
-            raise AdminError("a key in the set cannot be used") from None
-        if parsed.algorithm_name not in ASSERTION_ALGORITHMS:
-            raise AdminError(f"key algorithm must be one of {', '.join(ASSERTION_ALGORITHMS)}")
+        _check_signing_key(key)
     clean = {"keys": [dict(k) for k in keys]}
     conn.execute(update(devices_t).where(devices_t.c.id == device_id).values(jwks=clean))
     return get_device(conn, device_id)
+
+
+def _check_signing_key(key: Any) -> None:
+    """Refuse a key the token endpoint could never verify an assertion with, saying why.
+
+    SMART Backend Services allow RS384 and ES384; the endpoint also wants RSA keys of at
+    least 2048 bits (NIST SP 800-131A) and EC keys on P-384, meant for signatures.
+    """
+    import jwt
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+    if not isinstance(key, Mapping) or "d" in key:
+        raise AdminError("keys must be public JWKs (no private part)")
+    alg = _algorithm_for(key)
+    if alg not in ASSERTION_ALGORITHMS:
+        raise AdminError(
+            f"key algorithm must be one of {', '.join(ASSERTION_ALGORITHMS)}: give 'alg', "
+            "or a key of type RSA or EC"
+        )
+    key_ops = key.get("key_ops", ["verify"])
+    if key.get("use", "sig") != "sig" or not isinstance(key_ops, list) or "verify" not in key_ops:
+        raise AdminError("keys must be meant for signatures (use 'sig', key_ops 'verify')")
+    try:
+        public = jwt.PyJWK(dict(key), algorithm=alg).key
+    except (jwt.PyJWTError, ValueError, TypeError):
+        raise AdminError("a key in the set cannot be used") from None
+    if alg == "RS384" and not (
+        isinstance(public, rsa.RSAPublicKey) and public.key_size >= MIN_RSA_BITS
+    ):
+        raise AdminError(f"RS384 keys must be RSA keys of at least {MIN_RSA_BITS} bits")
+    if alg == "ES384" and not (
+        isinstance(public, ec.EllipticCurvePublicKey)
+        and isinstance(public.curve, ec.SECP384R1)
+        and key.get("crv") == "P-384"
+    ):
+        raise AdminError("ES384 keys must be EC keys on curve P-384")
 
 
 def _algorithm_for(key: Mapping[str, Any]) -> str:

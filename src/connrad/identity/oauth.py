@@ -49,7 +49,7 @@ _ASSERTION_LEEWAY_S = 30
 _ACCESS_LEEWAY_S = 10
 _MAX_JWT_CHARS = 16_384  # generous for an RSA-4096 signature; refuses junk before parsing
 _MAX_JTI_CHARS = 255  # oauth_used_assertions.jti is a String(255)
-_MIN_RSA_BITS = 2048  # NIST SP 800-131A
+MIN_RSA_BITS = 2048  # NIST SP 800-131A
 _KEY_TYPES = {"RS384": ("RSA", None), "ES384": ("EC", "P-384")}  # alg -> (kty, crv)
 _ACCESS_ALGORITHM = "HS256"
 _ACCESS_TYPE = "at+jwt"  # RFC 9068 §2.1: tells our access tokens apart from other JWTs
@@ -360,8 +360,8 @@ def _select_key(jwks: Mapping[str, Any], alg: str, kid: Any) -> jwt.PyJWK:
         key = jwt.PyJWK(dict(candidates[0]), algorithm=alg)
     except (jwt.PyJWTError, ValueError, TypeError, KeyError):
         raise _client_error("the client's registered key is malformed") from None
-    if isinstance(key.key, rsa.RSAPublicKey) and key.key.key_size < _MIN_RSA_BITS:
-        raise _client_error(f"the client's RSA key is too weak (under {_MIN_RSA_BITS} bits)")
+    if isinstance(key.key, rsa.RSAPublicKey) and key.key.key_size < MIN_RSA_BITS:
+        raise _client_error(f"the client's RSA key is too weak (under {MIN_RSA_BITS} bits)")
     return key
 
 

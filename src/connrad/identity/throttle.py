@@ -6,8 +6,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from connrad.identity.models import LoginThrottle
 
@@ -37,9 +39,20 @@ def locked_for(conn: Connection, keys: tuple[str, ...], now: datetime) -> float:
 
 
 def record_failure(conn: Connection, key: str, limit: int, limits: Limits, now: datetime) -> None:
-    row = conn.execute(select(throttle).where(throttle.c.key == key)).mappings().first()
-    if row is None:
-        conn.execute(insert(throttle).values(key=key, failures=1, window_start=now))
+    # Forget keys whose window passed without a lockout (usernames tried once, ...).
+    conn.execute(
+        delete(throttle).where(
+            throttle.c.window_start < now - limits.window,
+            (throttle.c.locked_until.is_(None)) | (throttle.c.locked_until < now),
+            throttle.c.key != key,
+        )
+    )
+    fresh = _insert(conn)(throttle).values(key=key, failures=1, window_start=now)
+    created = conn.execute(
+        fresh.on_conflict_do_nothing(index_elements=["key"]).returning(throttle.c.key)
+    ).first()
+    row = conn.execute(select(throttle).where(throttle.c.key == key)).mappings().one()
+    if created is not None:
         failures = 1
     elif row["window_start"] + limits.window < now:
         failures = 1
@@ -57,6 +70,13 @@ def record_failure(conn: Connection, key: str, limit: int, limits: Limits, now: 
             .where(throttle.c.key == key)
             .values(locked_until=now + limits.lockout, failures=0, window_start=now)
         )
+
+
+def _insert(conn: Connection) -> Any:
+    # INSERT .. ON CONFLICT DO NOTHING: two failures at once must not collide on the key.
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert
+    return sqlite.insert
 
 
 def clear(conn: Connection, key: str) -> None:
