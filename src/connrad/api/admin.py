@@ -7,9 +7,9 @@ their own site. Objects of a site the caller may not manage answer 404, as if ab
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Connection
 
@@ -24,6 +24,10 @@ from connrad.identity.policy import Action, allows, site_scope
 from connrad.services import Services
 
 router = APIRouter(prefix="/api/admin", tags=["admin"])
+
+MAX_ID = 2**63 - 1  # BIGINT: larger numbers cannot name a row; refuse them as bad input
+DbId = Annotated[int, Path(ge=1, le=MAX_ID)]
+BodyId = Annotated[int, Field(ge=1, le=MAX_ID)]
 T = TypeVar("T")
 
 _SITE_ADMIN_ROLES = frozenset({Role.CLINIC_STAFF, Role.RADIOLOGIST, Role.SITE_ADMIN})
@@ -44,7 +48,7 @@ class SitePatch(_Body):
 
 
 class DeviceIn(_Body):
-    site_id: int
+    site_id: BodyId
     name: str = Field(min_length=1, max_length=128)
     kind: Literal["dicom", "api"]
     ae_title: str | None = Field(None, min_length=1, max_length=16)
@@ -71,7 +75,7 @@ class Jwks(_Body):
 class UserIn(_Body):
     username: str = Field(min_length=1, max_length=64)
     role: Role
-    site_id: int | None = None
+    site_id: BodyId | None = None
     display_name: str = Field("", max_length=256)
 
 
@@ -82,7 +86,7 @@ class UserPatch(_Body):
 
 
 class GrantsIn(_Body):
-    site_ids: list[int] = Field(max_length=1000)
+    site_ids: list[BodyId] = Field(max_length=1000)
 
 
 def _change(
@@ -164,7 +168,7 @@ def create_site(
 
 @router.patch("/sites/{site_id}", summary="Rename, disable or enable a site (administrators)")
 def update_site(
-    site_id: int, body: SitePatch, request: Request, services: ServicesDep, caller: SystemCaller
+    site_id: DbId, body: SitePatch, request: Request, services: ServicesDep, caller: SystemCaller
 ) -> dict[str, Any]:
     site = _change(
         services,
@@ -219,13 +223,17 @@ def _device(services: Services, caller: Caller, device_id: int) -> dict[str, Any
 
 
 @router.get("/devices/{device_id}", summary="One device")
-def get_device(device_id: int, services: ServicesDep, caller: ManageCaller) -> dict[str, Any]:
+def get_device(device_id: DbId, services: ServicesDep, caller: ManageCaller) -> dict[str, Any]:
     return admin.as_json(_device(services, caller, device_id))
 
 
 @router.patch("/devices/{device_id}", summary="Disable, enable or change a device")
 def update_device(
-    device_id: int, body: DevicePatch, request: Request, services: ServicesDep, caller: ManageCaller
+    device_id: DbId,
+    body: DevicePatch,
+    request: Request,
+    services: ServicesDep,
+    caller: ManageCaller,
 ) -> dict[str, Any]:
     _device(services, caller, device_id)
     device = _change(
@@ -244,7 +252,7 @@ def update_device(
 
 @router.put("/devices/{device_id}/jwks", summary="Register an API client's public keys")
 def put_jwks(
-    device_id: int, body: Jwks, request: Request, services: ServicesDep, caller: ManageCaller
+    device_id: DbId, body: Jwks, request: Request, services: ServicesDep, caller: ManageCaller
 ) -> dict[str, Any]:
     _device(services, caller, device_id)
     device = _change(
@@ -260,7 +268,7 @@ def put_jwks(
 
 
 @router.get("/devices/{device_id}/api-keys", summary="A device's API keys (never the secrets)")
-def list_keys(device_id: int, services: ServicesDep, caller: ManageCaller) -> list[dict[str, Any]]:
+def list_keys(device_id: DbId, services: ServicesDep, caller: ManageCaller) -> list[dict[str, Any]]:
     _device(services, caller, device_id)
     return [admin.as_json(k) for k in _read(services, lambda c: admin.list_api_keys(c, device_id))]
 
@@ -269,7 +277,7 @@ def list_keys(device_id: int, services: ServicesDep, caller: ManageCaller) -> li
     "/devices/{device_id}/api-keys", status_code=201, summary="New API key, shown this once"
 )
 def create_key(
-    device_id: int, body: KeyIn, request: Request, services: ServicesDep, caller: ManageCaller
+    device_id: DbId, body: KeyIn, request: Request, services: ServicesDep, caller: ManageCaller
 ) -> dict[str, Any]:
     device = _device(services, caller, device_id)
     view, secret = _change(
@@ -286,7 +294,7 @@ def create_key(
 
 @router.delete("/devices/{device_id}/api-keys/{key_id}", summary="Revoke an API key")
 def revoke_key(
-    device_id: int, key_id: int, request: Request, services: ServicesDep, caller: ManageCaller
+    device_id: DbId, key_id: DbId, request: Request, services: ServicesDep, caller: ManageCaller
 ) -> dict[str, Any]:
     device = _device(services, caller, device_id)
     view = _change(
@@ -345,13 +353,13 @@ def _user(services: Services, caller: Caller, user_id: int) -> dict[str, Any]:
 
 
 @router.get("/users/{user_id}", summary="One account")
-def get_user(user_id: int, services: ServicesDep, caller: ManageCaller) -> dict[str, Any]:
+def get_user(user_id: DbId, services: ServicesDep, caller: ManageCaller) -> dict[str, Any]:
     return admin.as_json(_user(services, caller, user_id))
 
 
 @router.patch("/users/{user_id}", summary="Disable, enable, rename or change the role")
 def update_user(
-    user_id: int, body: UserPatch, request: Request, services: ServicesDep, caller: ManageCaller
+    user_id: DbId, body: UserPatch, request: Request, services: ServicesDep, caller: ManageCaller
 ) -> dict[str, Any]:
     _user(services, caller, user_id)
     _check_role(caller, body.role)
@@ -373,7 +381,7 @@ def update_user(
 
 @router.post("/users/{user_id}/password-reset", summary="New one-time password, shown once")
 def reset_password(
-    user_id: int, request: Request, services: ServicesDep, caller: ManageCaller
+    user_id: DbId, request: Request, services: ServicesDep, caller: ManageCaller
 ) -> dict[str, Any]:
     _user(services, caller, user_id)
     view, secret = _change(
@@ -390,7 +398,7 @@ def reset_password(
 
 @router.put("/users/{user_id}/reading-grants", summary="Sites a radiologist reads for")
 def set_grants(
-    user_id: int, body: GrantsIn, request: Request, services: ServicesDep, caller: ManageCaller
+    user_id: DbId, body: GrantsIn, request: Request, services: ServicesDep, caller: ManageCaller
 ) -> dict[str, Any]:
     user = _user(services, caller, user_id)
     if not all(allows(caller, Action.MANAGE, s) for s in body.site_ids):

@@ -190,9 +190,12 @@ def _matcher(attribute: Attribute, value: str, fuzzy: bool) -> ColumnElement[boo
             return _range(column, value, attribute.keyword)
         case Match.INT:
             try:
-                return column == int(value)
+                number = int(value)
             except ValueError:
                 raise QueryError(f"{attribute.keyword} must be an integer") from None
+            if not -(2**31) <= number < 2**31:  # IS values are 32-bit (PS3.5 6.2)
+                raise QueryError(f"{attribute.keyword} is out of range")
+            return column == number
         case Match.MULTI:
             wrapped = literal("\\") + column + literal("\\")
             values = [v for v in value.replace(",", "\\").split("\\") if v]
@@ -276,8 +279,8 @@ def _non_negative(name: str, value: str) -> int:
         number = int(value)
     except ValueError:
         raise QueryError(f"{name} must be a non-negative integer") from None
-    if number < 0:
-        raise QueryError(f"{name} must be a non-negative integer")
+    if not 0 <= number < 2**31:
+        raise QueryError(f"{name} must be a non-negative integer below 2^31")
     return number
 
 

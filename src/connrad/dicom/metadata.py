@@ -38,10 +38,9 @@ _NATIVE = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2"}
 
 def bulk_value(path: Path, tag: str) -> bytes | None:
     """The raw value of a top-level binary element other than pixel data."""
-    try:
-        number = int(tag, 16)
-    except ValueError:
+    if len(tag) != 8 or not all(c in "0123456789abcdefABCDEF" for c in tag):
         return None
+    number = int(tag, 16)
     if number in PIXEL_DATA_TAGS:
         return None
     ds = pydicom.dcmread(path, stop_before_pixels=True)

@@ -167,11 +167,14 @@ def to_8bit(arr: np.ndarray, bits_stored: int) -> np.ndarray:
     return np.rint(scaled).astype(np.uint8)
 
 
+MAX_VIEWPORT = 4096  # rendered images are for screens; larger would cost memory, not detail
+
+
 def fit_within(rows: int, columns: int, viewport: tuple[int, int]) -> tuple[int, int]:
     """(rows, columns) scaled to fit within `viewport` (rows, columns), aspect kept."""
     max_rows, max_columns = viewport
-    if max_rows < 1 or max_columns < 1:
-        raise ValueError("viewport rows and columns must be positive")
+    if not (1 <= max_rows <= MAX_VIEWPORT and 1 <= max_columns <= MAX_VIEWPORT):
+        raise ValueError(f"viewport rows and columns must be 1 to {MAX_VIEWPORT}")
     scale = min(max_rows / rows, max_columns / columns)
     return max(1, round(rows * scale)), max(1, round(columns * scale))
 

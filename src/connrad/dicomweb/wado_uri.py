@@ -35,8 +35,8 @@ async def wado_uri(
     frame_number: Annotated[int, Query(alias="frameNumber", ge=1)] = 1,
     window_center: Annotated[float | None, Query(alias="windowCenter")] = None,
     window_width: Annotated[float | None, Query(alias="windowWidth", gt=0)] = None,
-    rows: Annotated[int | None, Query(ge=1)] = None,
-    columns: Annotated[int | None, Query(ge=1)] = None,
+    rows: Annotated[int | None, Query(ge=1, le=render.MAX_VIEWPORT)] = None,
+    columns: Annotated[int | None, Query(ge=1, le=render.MAX_VIEWPORT)] = None,
     image_quality: Annotated[int, Query(alias="imageQuality", ge=1, le=100)] = 90,
 ) -> Response:
     if request_type != "WADO":

@@ -398,11 +398,30 @@ def update_user(
         if role in (Role.CLINIC_STAFF, Role.SITE_ADMIN) and current["site_id"] is None:
             raise AdminError(f"a {role} belongs to a site")
         values["role"] = str(role)
+    stays_admin = values.get("role", current["role"]) == Role.ADMIN and not values.get(
+        "disabled", current["disabled"]
+    )
+    if current["role"] == Role.ADMIN and not current["disabled"] and not stays_admin:
+        _keep_an_administrator(conn, user_id)
     if values:
         conn.execute(update(users_t).where(users_t.c.id == user_id).values(**values))
     if disabled:
         session_store.end_all(conn, user_id)
     return get_user(conn, user_id)
+
+
+def _keep_an_administrator(conn: Connection, leaving: int) -> None:
+    others = conn.execute(
+        select(func.count())
+        .select_from(users_t)
+        .where(
+            users_t.c.role == str(Role.ADMIN),
+            users_t.c.disabled.is_(False),
+            users_t.c.id != leaving,
+        )
+    ).scalar_one()
+    if not others:
+        raise AdminError("the last active administrator cannot be demoted or disabled", 409)
 
 
 def reset_password(conn: Connection, user_id: int) -> tuple[dict[str, Any], str]:
