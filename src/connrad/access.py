@@ -14,7 +14,7 @@ from fastapi import Depends, Request, Security
 from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyCookie, APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
-from connrad.audit.http import client_address
+from connrad.audit.http import client_address, route_template
 from connrad.audit.log import AuditRecord
 from connrad.identity.authenticate import BEARER_CHALLENGE, AuthError
 from connrad.identity.caller import Caller
@@ -80,23 +80,26 @@ class Access:
         if caller.must_change_password and not self.password_change:
             raise AuthError(403, "password change required")
         if self.action is not None and not allows(caller, self.action):
-            self._audit_denial(request, caller)
+            request.state.denied_action = str(self.action)
             raise AuthError(403, "not permitted")
         return caller
 
-    def _audit_denial(self, request: Request, caller: Caller) -> None:
-        route = getattr(request.scope.get("route"), "path", "")
-        request.app.state.services.audit.record(
-            AuditRecord(
-                actor=caller.actor,
-                actor_site_id=caller.site_id,
-                source=client_address(request),
-                action=str(self.action)[:16],
-                resource="route",
-                outcome=403,
-                detail={"route": route, "method": request.method},
-            )
+
+def audit_refusal(request: Request, exc: AuthError) -> None:
+    """Every refused request is in the trail: bad credentials, policy denials, hidden objects."""
+    caller: Caller | None = getattr(request.state, "caller", None)
+    route = route_template(request)
+    request.app.state.services.audit.record(
+        AuditRecord(
+            actor=caller.actor if caller else "anonymous",
+            actor_site_id=caller.site_id if caller else None,
+            source=client_address(request),
+            action=getattr(request.state, "denied_action", "access")[:16],
+            resource="route",
+            outcome=exc.status,
+            detail={"route": route, "method": request.method, "reason": exc.detail},
         )
+    )
 
 
 def auth_error_response(exc: AuthError) -> JSONResponse:

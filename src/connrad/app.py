@@ -6,13 +6,14 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from anyio import to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 
 from connrad import __version__, openapi
-from connrad.access import PublicCaller, auth_error_response
+from connrad.access import PublicCaller, audit_refusal, auth_error_response
 from connrad.api import admin, auth, oauth
 from connrad.audit.log import AuditUnavailable
 from connrad.body_limits import BodyLimits
@@ -71,6 +72,8 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
 
     @app.exception_handler(AuthError)
     async def _refused(request: Request, exc: AuthError) -> Response:
+        if exc.status in (401, 403, 404) and not getattr(request.state, "refusal_audited", False):
+            await to_thread.run_sync(audit_refusal, request, exc)
         return auth_error_response(exc)
 
     @app.exception_handler(RequestValidationError)

@@ -104,6 +104,7 @@ def _change(
             result = work(conn)
     except admin.AdminError as exc:
         record(services, request, caller, action=action, resource=resource, outcome=exc.status)
+        request.state.refusal_audited = True
         raise AuthError(exc.status, str(exc)) from None
     record(
         services,

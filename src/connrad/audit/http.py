@@ -17,6 +17,21 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
+def route_template(request: Request) -> str:
+    """The matched route as a template with its router prefix (``/dicomweb/studies/{study}``).
+
+    The route object knows its path relative to its router; the prefix is what precedes the
+    template's segments in the request path (path parameters never span a slash).
+    """
+    template = getattr(request.scope.get("route"), "path", "")
+    if not template:
+        return ""
+    own = template.strip("/").split("/")
+    actual = request.url.path.strip("/").split("/")
+    prefix = actual[: max(0, len(actual) - len(own))]
+    return "/" + "/".join([*prefix, *own]) if prefix else template
+
+
 def record(
     services: Services,
     request: Request,
@@ -39,6 +54,6 @@ def record(
             outcome=outcome,
             study_uid=study_uid,
             site_id=site_id,
-            detail={"route": getattr(request.scope.get("route"), "path", ""), **(detail or {})},
+            detail={"route": route_template(request), **(detail or {})},
         )
     )

@@ -66,7 +66,7 @@ def test_reads_and_stores_are_recorded_without_phi(client: TestClient, services:
     search = recorded[1]["detail"]
     assert search["keys"] == ["PatientName"]
     assert search["studies"] == [ds.StudyInstanceUID]
-    assert recorded[2]["detail"]["route"].endswith("/studies/{study}/metadata")
+    assert recorded[2]["detail"]["route"] == "/dicomweb/studies/{study}/metadata"
     assert all(e["actor"].startswith("device:") and e["source"] for e in recorded)
     flat = str(recorded)
     assert "Secret" not in flat and "SECRET-42" not in flat

@@ -1,0 +1,1 @@
+"""De-identification: profiles, the engine and the identity vault."""
