@@ -17,7 +17,7 @@ from fastapi.security import APIKeyCookie, APIKeyHeader, HTTPAuthorizationCreden
 from connrad.audit.http import client_address, route_template
 from connrad.audit.log import AuditRecord
 from connrad.identity.authenticate import BEARER_CHALLENGE, AuthError
-from connrad.identity.caller import Caller
+from connrad.identity.caller import ANONYMOUS, Caller
 from connrad.identity.policy import Action, allows
 from connrad.identity.sessions import COOKIE, CSRF_HEADER
 
@@ -108,13 +108,21 @@ def auth_error_response(exc: AuthError) -> JSONResponse:
 
 
 class PublicAccess(Access):
-    """No credentials needed (health, sign-in, token endpoint, discovery)."""
+    """No credentials needed (health, sign-in, token endpoint, discovery).
+
+    Credentials that fail (an expired session, a revoked key) do not block a public route:
+    the caller is then anonymous, as if none had been sent.
+    """
 
     def __init__(self) -> None:
         super().__init__(None)
 
     def __call__(self, request: Request) -> Caller:  # type: ignore[override]
-        return self.resolve(request)
+        try:
+            return self.resolve(request)
+        except AuthError:
+            request.state.caller = ANONYMOUS
+            return ANONYMOUS
 
 
 public = PublicAccess()

@@ -55,3 +55,11 @@ def test_refusals_are_audited(anonymous_client: TestClient, services: Services) 
 def _device_of(services: Services, name: str) -> int:
     with services.engine.connect() as conn:
         return next(d["id"] for d in admin.list_devices(conn, None) if d["name"] == name)
+
+
+def test_public_routes_ignore_failing_credentials(anonymous_client: TestClient) -> None:
+    stale = {"Authorization": "Bearer crk_000000000000_revoked"}
+    assert anonymous_client.get("/healthz", headers=stale).status_code == 200
+    discovery = anonymous_client.get("/.well-known/smart-configuration", headers=stale)
+    assert discovery.status_code == 200
+    assert anonymous_client.get("/dicomweb/studies", headers=stale).status_code == 401
