@@ -34,6 +34,7 @@ import json
 import os
 import secrets
 import stat
+import string
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -55,7 +56,6 @@ FORMAT_V1 = 1
 _KEY_FILE_MAX_BYTES = 4096
 # Group or world access of any kind: the file must be chmod 600 (or 400).
 _LOOSE_KEY_MODE = stat.S_IRWXG | stat.S_IRWXO
-_HEX_KEY_CHARS = 2 * KEY_BYTES
 
 
 class VaultError(Exception):
@@ -162,13 +162,16 @@ def _read_key_file(path: Path) -> str:
 
 def _decode_master_key(text: str, source: str) -> bytes:
     text = text.strip()
-    # A 256-bit key is 64 hex digits or 43 base64url characters (44 padded): no overlap.
-    is_hex = len(text) == _HEX_KEY_CHARS and all(c in "0123456789abcdefABCDEF" for c in text)
+    # Text of hex digits only is hex: 43 random base64url characters are all hex digits
+    # with probability (22/64)**43, about 2**-66.
+    is_hex = text != "" and all(c in string.hexdigits for c in text)
     try:
         if is_hex:
             key = bytes.fromhex(text)
         else:
-            key = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+            # validate=True: the lenient default silently drops characters outside the alphabet.
+            padded = text + "=" * (-len(text) % 4)
+            key = base64.b64decode(padded, altchars=b"-_", validate=True)
     except (binascii.Error, ValueError):
         # ``from None``: the decoder's message could quote the text.
         raise ValueError(
