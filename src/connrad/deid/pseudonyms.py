@@ -1,8 +1,9 @@
 """Keyed, deterministic replacements: UIDs, patient pseudonyms and the per-patient date offset.
 
-Every value is an HMAC-SHA256 under the site key of a message that starts with a purpose
-label ("uid|", "pid|", "date-shift|"), so one key never yields the same bytes for two
-purposes and the same input always maps to the same output across instances and calls.
+Every value is an HMAC-SHA256 under a key derived from the site's data key for that purpose
+alone (``vault.derive``: uid-remap, pseudonym, date-shift), so the purposes never share key
+bytes with each other or with the vault's record encryption, and the same input always maps
+to the same output across instances and calls.
 """
 
 from __future__ import annotations
@@ -10,8 +11,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+from functools import lru_cache
 
 from pydicom.uid import UID, UID_dictionary
+
+from connrad.deid.vault import KeyPurpose, derive
 
 UID_ROOT = "2.25."
 DATE_SHIFT_MAX_DAYS = 365
@@ -19,8 +23,13 @@ PSEUDONYM_PREFIX = "CR"
 PSEUDONYM_NAME_PREFIX = "ANON^"
 
 
-def _hmac(key: bytes, message: str) -> bytes:
-    return hmac.new(key, message.encode("utf-8"), hashlib.sha256).digest()
+@lru_cache(maxsize=64)
+def _purpose_key(site_key: bytes, purpose: KeyPurpose) -> bytes:
+    return derive(site_key, purpose)  # HKDF once per site and purpose, not once per UID
+
+
+def _hmac(key: bytes, purpose: KeyPurpose, message: str) -> bytes:
+    return hmac.new(_purpose_key(key, purpose), message.encode("utf-8"), hashlib.sha256).digest()
 
 
 def remap_uid(key: bytes, uid: str) -> str:
@@ -28,7 +37,7 @@ def remap_uid(key: bytes, uid: str) -> str:
 
     At most 5 + 39 = 44 characters; a decimal integer never has a leading zero.
     """
-    digest = _hmac(key, "uid|" + uid)
+    digest = _hmac(key, KeyPurpose.UID_REMAP, "uid|" + uid)
     return UID_ROOT + str(int.from_bytes(digest[:16], "big"))
 
 
@@ -40,7 +49,7 @@ def is_well_known_uid(uid: str) -> bool:
 
 def pseudonym_token(key: bytes, patient_id: str, issuer: str) -> str:
     """16 base32 characters from the first 80 bits of HMAC(key, "pid|<id>|<issuer>")."""
-    digest = _hmac(key, f"pid|{patient_id}|{issuer}")
+    digest = _hmac(key, KeyPurpose.PSEUDONYM, f"pid|{patient_id}|{issuer}")
     return base64.b32encode(digest[:10]).decode("ascii")
 
 
@@ -59,5 +68,5 @@ def date_offset_days(key: bytes, patient_id: str, issuer: str) -> int:
 
     Always into the past and never zero, so a shifted date is never the original one.
     """
-    digest = _hmac(key, f"date-shift|{patient_id}|{issuer}")
+    digest = _hmac(key, KeyPurpose.DATE_SHIFT, f"date-shift|{patient_id}|{issuer}")
     return -(1 + int.from_bytes(digest[:8], "big") % DATE_SHIFT_MAX_DAYS)

@@ -124,7 +124,7 @@ def test_uids_remapped_consistently_in_nested_items() -> None:
     assert (SOP_UID, out.SOPInstanceUID) in result.uid_pairs
     again = deidentify(make_dataset(), Policy(), KEY).dataset
     assert again.SOPInstanceUID == out.SOPInstanceUID
-    other_key = deidentify(make_dataset(), Policy(), b"another-site-key").dataset
+    other_key = deidentify(make_dataset(), Policy(), b"another-site-key-0123456789abcde").dataset
     assert other_key.SOPInstanceUID != out.SOPInstanceUID
 
 
@@ -274,3 +274,9 @@ def test_originals_and_mapping_rows() -> None:
 def test_empty_key_rejected() -> None:
     with pytest.raises(ValueError, match="key is empty"):
         deidentify(make_dataset(), Policy(), b"")
+
+
+def test_keys_must_be_site_data_keys() -> None:
+    # The engine derives its purpose keys from a 256-bit site data key (the vault's).
+    with pytest.raises(ValueError):
+        deidentify(make_dataset(), Policy(), b"too-short")
