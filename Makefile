@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-DEBIAN_PEERS := orthanc orthanc-dicomweb dcmtk
+DEBIAN_PEERS := orthanc orthanc-dicomweb dcmtk tesseract-ocr tesseract-ocr-eng tesseract-ocr-kor fonts-nanum
 
 .PHONY: run test lint bench peers clean
 

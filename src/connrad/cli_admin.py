@@ -112,10 +112,20 @@ def site_create(code: str, name: str) -> None:
     console.print(f"site {site['code']} created (id {site['id']})")
 
 
+@site_app.command("policy")
+def site_policy(
+    code: str,
+    policy: Annotated[str, typer.Argument(help="identified | pseudonymized | anonymized")],
+) -> None:
+    """Set what the cloud keeps of the site's patients' identity (applies to new uploads)."""
+    _change("site", "update", lambda c: admin.update_site(c, _site_id(c, code), deid_policy=policy))
+    console.print(f"site {code}: {policy}")
+
+
 @site_app.command("ls")
 def site_ls(as_json: JsonOption = False) -> None:
     """List sites."""
-    _show(_read(admin.list_sites), ["id", "code", "name", "disabled"], as_json)
+    _show(_read(admin.list_sites), ["id", "code", "name", "deid_policy", "disabled"], as_json)
 
 
 @site_app.command("disable")

@@ -12,6 +12,7 @@ from connrad.archive.ingest import IngestService
 from connrad.audit.log import AuditLog
 from connrad.db.engine import make_engine
 from connrad.db.migrate import upgrade
+from connrad.deid.keys import SiteKeys, master_key
 from connrad.identity.authenticate import Authenticator
 from connrad.identity.models import LOCAL_SITE_CODE, Site
 from connrad.identity.oauth import AccessTokens, load_or_create_signing_key
@@ -30,6 +31,7 @@ class Services:
     local_site_id: int
     tokens: AccessTokens
     authenticator: Authenticator
+    site_keys: SiteKeys
     job_handlers: dict[str, Handler] = field(default_factory=dict)
 
     @property
@@ -73,6 +75,7 @@ def build_services(settings: Settings, *, migrate: bool = True, recover: bool = 
         int(local_site_id),
         tokens,
         Authenticator(engine, tokens),
+        SiteKeys(engine, master_key(settings)),
     )
     register_follow_ups(services)
     return services

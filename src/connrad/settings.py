@@ -8,7 +8,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -49,6 +49,12 @@ class Settings(BaseSettings):
     )
     token_signing_key_file: Path | None = Field(
         None, description="Key for access tokens; empty: <data_dir>/secrets/token-signing.key."
+    )
+    vault_master_key: SecretStr | None = Field(
+        None, description="Identity vault master key (base64url or hex), from the environment."
+    )
+    vault_master_key_file: Path | None = Field(
+        None, description="File holding the vault master key; empty: <data_dir>/secrets/."
     )
     session_hours: float = Field(8.0, description="Web session lifetime.")
     login_max_failures_account: int = 5

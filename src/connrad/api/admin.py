@@ -37,14 +37,19 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+DeidPolicy = Literal["identified", "pseudonymized", "anonymized"]
+
+
 class SiteIn(_Body):
     code: str = Field(min_length=1, max_length=63)
     name: str = Field(min_length=1, max_length=256)
+    deid_policy: DeidPolicy = "pseudonymized"
 
 
 class SitePatch(_Body):
     name: str | None = Field(None, min_length=1, max_length=256)
     disabled: bool | None = None
+    deid_policy: DeidPolicy | None = None
 
 
 class DeviceIn(_Body):
@@ -161,7 +166,7 @@ def create_site(
         caller,
         "site",
         "create",
-        lambda c: admin.create_site(c, body.code, body.name),
+        lambda c: admin.create_site(c, body.code, body.name, body.deid_policy),
         lambda s: s["id"],
     )
     return admin.as_json(site)
@@ -177,7 +182,9 @@ def update_site(
         caller,
         "site",
         "update",
-        lambda c: admin.update_site(c, site_id, name=body.name, disabled=body.disabled),
+        lambda c: admin.update_site(
+            c, site_id, name=body.name, disabled=body.disabled, deid_policy=body.deid_policy
+        ),
         lambda s: s["id"],
     )
     return admin.as_json(site)

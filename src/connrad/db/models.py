@@ -3,7 +3,15 @@
 from connrad.archive import models as archive_models
 from connrad.audit import models as audit_models
 from connrad.db.base import Base
+from connrad.deid import models as deid_models
 from connrad.identity import models as identity_models
 from connrad.jobs import models as jobs_models
 
-__all__ = ["Base", "archive_models", "audit_models", "identity_models", "jobs_models"]
+__all__ = [
+    "Base",
+    "archive_models",
+    "audit_models",
+    "deid_models",
+    "identity_models",
+    "jobs_models",
+]

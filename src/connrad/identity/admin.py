@@ -48,7 +48,19 @@ def _not_found(what: str) -> AdminError:
 # --- sites -------------------------------------------------------------------------------
 
 
-def create_site(conn: Connection, code: str, name: str) -> dict[str, Any]:
+DEID_POLICIES = ("identified", "pseudonymized", "anonymized")
+
+
+def _check_policy(policy: str) -> str:
+    if policy not in DEID_POLICIES:
+        raise AdminError(f"de-identification policy: one of {', '.join(DEID_POLICIES)}")
+    return policy
+
+
+def create_site(
+    conn: Connection, code: str, name: str, deid_policy: str = "pseudonymized"
+) -> dict[str, Any]:
+    _check_policy(deid_policy)
     if not _CODE.match(code):
         raise AdminError("site code: lower-case letters, digits and '-', at most 63")
     if not name.strip():
@@ -57,7 +69,13 @@ def create_site(conn: Connection, code: str, name: str) -> dict[str, Any]:
         with conn.begin_nested():
             site_id = conn.execute(
                 insert(sites_t)
-                .values(code=code, name=name.strip(), disabled=False, created_at=utcnow())
+                .values(
+                    code=code,
+                    name=name.strip(),
+                    disabled=False,
+                    deid_policy=deid_policy,
+                    created_at=utcnow(),
+                )
                 .returning(sites_t.c.id)
             ).scalar_one()
     except IntegrityError:
@@ -87,10 +105,17 @@ def list_sites(conn: Connection, site_ids: frozenset[int] | None = None) -> list
 
 
 def update_site(
-    conn: Connection, site_id: int, *, name: str | None = None, disabled: bool | None = None
+    conn: Connection,
+    site_id: int,
+    *,
+    name: str | None = None,
+    disabled: bool | None = None,
+    deid_policy: str | None = None,
 ) -> dict[str, Any]:
     get_site(conn, site_id)
     values: dict[str, Any] = {}
+    if deid_policy is not None:
+        values["deid_policy"] = _check_policy(deid_policy)
     if name is not None:
         if not name.strip():
             raise AdminError("site name is empty")

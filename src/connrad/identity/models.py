@@ -24,6 +24,8 @@ class Site(Base):
     code: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(256))
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    # identified | pseudonymized | anonymized: what the cloud keeps of its patients' identity
+    deid_policy: Mapped[str] = mapped_column(String(16), default="pseudonymized")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
