@@ -63,9 +63,23 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
 
 @pytest.fixture
 def services(settings: Settings) -> Iterator[Services]:
+    """The running system, with the local site storing identities as received.
+
+    Most tests check what the archive does with the data it was sent; tests of
+    de-identification set the policy they exercise (``set_site_policy``).
+    """
     built = build_services(settings, recover=True)
+    set_site_policy(built, built.local_site_id, "identified")
     yield built
     built.close()
+
+
+def set_site_policy(services: Services, site_id: int, deid: str, pixels: str | None = None) -> None:
+    from connrad.db.transaction import write_transaction
+    from connrad.identity import admin
+
+    with write_transaction(services.engine) as conn:
+        admin.update_site(conn, site_id, deid_policy=deid, pixel_policy=pixels)
 
 
 def device_api_key(services: Services, site_id: int | None = None, name: str = "tests") -> str:

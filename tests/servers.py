@@ -17,8 +17,13 @@ from tests.conftest import free_port
 
 class Server:
     def __init__(
-        self, data_dir: Path, database_url: str, tls: tuple[Path, Path] | None = None
+        self,
+        data_dir: Path,
+        database_url: str,
+        tls: tuple[Path, Path] | None = None,
+        deid_policy: str = "identified",
     ) -> None:
+        self.deid_policy = deid_policy
         self.port = free_port()
         self.env = {
             **os.environ,
@@ -41,7 +46,7 @@ class Server:
         """Migrate the fresh database and register a device whose key the test uses."""
         from connrad.services import build_services
         from connrad.settings import Settings
-        from tests.conftest import device_api_key
+        from tests.conftest import device_api_key, set_site_policy
 
         settings = Settings(
             data_dir=Path(self.env["CONNRAD_DATA_DIR"]),
@@ -49,6 +54,7 @@ class Server:
         )
         services = build_services(settings)
         try:
+            set_site_policy(services, services.local_site_id, self.deid_policy)
             self.headers = {"Authorization": f"Bearer {device_api_key(services)}"}
         finally:
             services.close()

@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse, Response
 
 from connrad import __version__, openapi
 from connrad.access import PublicCaller, audit_refusal, auth_error_response
-from connrad.api import admin, auth, oauth
+from connrad.api import admin, auth, identity, oauth
 from connrad.audit.log import AuditUnavailable
 from connrad.body_limits import BodyLimits
 from connrad.dicomweb import qido, stow, wado, wado_uri
@@ -67,7 +67,14 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     for router in (stow.router, qido.router, wado.router, wado_uri.router):
         app.include_router(router, prefix="/dicomweb", tags=["dicomweb"])
     app.include_router(wado_uri.router, include_in_schema=False)
-    for router in (auth.router, oauth.router, admin.router, audit_event.router):
+    for router in (
+        auth.router,
+        oauth.router,
+        admin.router,
+        identity.router,
+        identity.held_router,
+        audit_event.router,
+    ):
         app.include_router(router)
 
     @app.exception_handler(AuthError)

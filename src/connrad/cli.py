@@ -10,6 +10,8 @@ import typer
 from rich.console import Console
 
 from connrad.cli_admin import admin_app, print_demo_viewer_key, print_first_admin
+from connrad.cli_deid import deid
+from connrad.cli_vault import vault_app
 from connrad.settings import Settings
 
 if TYPE_CHECKING:
@@ -22,6 +24,8 @@ app.add_typer(db_app, name="db")
 audit_app = typer.Typer(help="The audit trail.")
 app.add_typer(audit_app, name="audit")
 app.add_typer(admin_app, name="admin")
+app.add_typer(vault_app, name="vault")
+app.command("deid")(deid)
 console = Console()
 
 

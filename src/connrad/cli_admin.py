@@ -122,10 +122,26 @@ def site_policy(
     console.print(f"site {code}: {policy}")
 
 
+@site_app.command("pixels")
+def site_pixels(
+    code: str,
+    policy: Annotated[str, typer.Argument(help="clean | hold | pass")],
+) -> None:
+    """Set what happens to images at risk of burned-in identity (applies to new uploads)."""
+    _change(
+        "site", "update", lambda c: admin.update_site(c, _site_id(c, code), pixel_policy=policy)
+    )
+    console.print(f"site {code}: pixels {policy}")
+
+
 @site_app.command("ls")
 def site_ls(as_json: JsonOption = False) -> None:
     """List sites."""
-    _show(_read(admin.list_sites), ["id", "code", "name", "deid_policy", "disabled"], as_json)
+    _show(
+        _read(admin.list_sites),
+        ["id", "code", "name", "deid_policy", "pixel_policy", "disabled"],
+        as_json,
+    )
 
 
 @site_app.command("disable")

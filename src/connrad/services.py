@@ -12,7 +12,9 @@ from connrad.archive.ingest import IngestService
 from connrad.audit.log import AuditLog
 from connrad.db.engine import make_engine
 from connrad.db.migrate import upgrade
+from connrad.deid import held
 from connrad.deid.keys import SiteKeys, master_key
+from connrad.deid.pipeline import SiteDeidentifier
 from connrad.identity.authenticate import Authenticator
 from connrad.identity.models import LOCAL_SITE_CODE, Site
 from connrad.identity.oauth import AccessTokens, load_or_create_signing_key
@@ -62,8 +64,12 @@ def build_services(settings: Settings, *, migrate: bool = True, recover: bool = 
         local_site_id = conn.execute(
             select(Site.__table__.c.id).where(Site.__table__.c.code == LOCAL_SITE_CODE)
         ).scalar_one()
+    site_keys = SiteKeys(engine, master_key(settings))
     ingest = IngestService(
-        engine, blobs, accept_unknown_sop_classes=settings.accept_unknown_sop_classes
+        engine,
+        blobs,
+        accept_unknown_sop_classes=settings.accept_unknown_sop_classes,
+        deidentifier=SiteDeidentifier(engine, blobs, site_keys),
     )
     tokens = AccessTokens(load_or_create_signing_key(settings.effective_token_key_file), "connrad")
     services = Services(
@@ -75,7 +81,8 @@ def build_services(settings: Settings, *, migrate: bool = True, recover: bool = 
         int(local_site_id),
         tokens,
         Authenticator(engine, tokens),
-        SiteKeys(engine, master_key(settings)),
+        site_keys,
     )
     register_follow_ups(services)
+    held.register(services)
     return services

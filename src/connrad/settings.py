@@ -56,6 +56,12 @@ class Settings(BaseSettings):
     vault_master_key_file: Path | None = Field(
         None, description="File holding the vault master key; empty: <data_dir>/secrets/."
     )
+    deid_max_ocr_frames: int = Field(
+        64,
+        ge=1,
+        description="Frames read by OCR per instance when cleaning pixels; beyond it, frames "
+        "spread over the instance are read and their text boxes masked on every frame.",
+    )
     session_hours: float = Field(8.0, description="Web session lifetime.")
     login_max_failures_account: int = 5
     login_max_failures_address: int = 20

@@ -19,9 +19,11 @@ from sqlalchemy import select, update
 
 from connrad.access import Access
 from connrad.app import create_app
+from connrad.archive.models import Patient, Study
 from connrad.audit.models import AuditEvent
 from connrad.db.base import utcnow
 from connrad.db.transaction import write_transaction
+from connrad.deid import held
 from connrad.identity import admin
 from connrad.identity import sessions as session_store
 from connrad.identity.caller import Role
@@ -169,6 +171,38 @@ RULES: dict[str, dict[str, str]] = {
         device_a_audit=OK,
         device_b=FORBIDDEN,
     ),
+    # The real identity behind a pseudonym: the sending site's own people, nobody else,
+    # not even the system's administrators.
+    "reidentify": _row(
+        anonymous=UNAUTHENTICATED,
+        admin=FORBIDDEN,
+        site_admin_a=OK,
+        clinic_a=OK,
+        radiologist_a=FORBIDDEN,
+        radiologist_none=FORBIDDEN,
+        researcher=FORBIDDEN,
+        clinic_b=HIDDEN,
+        site_admin_b=HIDDEN,
+        device_a=FORBIDDEN,
+        device_a_stow=FORBIDDEN,
+        device_a_audit=FORBIDDEN,
+        device_b=FORBIDDEN,
+    ),
+    "reidentify_search": _row(
+        anonymous=UNAUTHENTICATED,
+        admin=FORBIDDEN,
+        site_admin_a=OK,
+        clinic_a=OK,
+        radiologist_a=FORBIDDEN,
+        radiologist_none=FORBIDDEN,
+        researcher=FORBIDDEN,
+        clinic_b=EMPTY,
+        site_admin_b=EMPTY,
+        device_a=FORBIDDEN,
+        device_a_stow=FORBIDDEN,
+        device_a_audit=FORBIDDEN,
+        device_b=FORBIDDEN,
+    ),
     # The account's own session, password and second factor: users only.
     "account": {
         **dict.fromkeys(CALLERS, OK),
@@ -192,6 +226,10 @@ class World:
     key_target: int
     user_target: int
     audit_event_a: int
+    patient_id: str  # the real PatientID behind site A's pseudonym
+    pseudonym: str
+    held: int  # an image of site A held for review of burned-in text
+    held_sop: str
     jwks: dict[str, Any]
     credentials: dict[str, dict[str, str]]  # caller -> headers (cookie or bearer)
     cookies: dict[str, str]
@@ -311,6 +349,18 @@ CALLS: tuple[Call, ...] = (
         visible=lambda w: f'"id":"{w.audit_event_a}"',
     ),
     Call("GET", "/fhir/AuditEvent/{event_id}", "audit_read"),
+    Call(
+        "POST",
+        "/api/identity/search",
+        "reidentify_search",
+        _json(lambda w: {"patient_id": w.patient_id}),
+        visible=lambda w: w.pseudonym,
+    ),
+    Call("GET", "/api/identity/studies/{study_uid}", "reidentify"),
+    Call("GET", "/api/identity/instances/{sop_uid}", "reidentify"),
+    Call("GET", "/api/held", "manage_list", visible=lambda w: w.held_sop),
+    Call("POST", "/api/held/{held_id}/release", "manage", _json(lambda w: {"clean": True})),
+    Call("DELETE", "/api/held/{held_id}", "manage"),
     Call("POST", "/api/auth/logout", "account"),  # last: it ends the caller's session
 )
 
@@ -416,6 +466,10 @@ def world(services: Services, settings: Settings) -> World:
         key = _device(services, site, name, scopes)
         credentials[name] = {"Authorization": f"Bearer {key}"}
 
+    # Site A pseudonymizes (so its study has an identity to re-identify) and holds images
+    # at risk of burned-in text for review.
+    with write_transaction(services.engine) as conn:
+        admin.update_site(conn, site_a, deid_policy="pseudonymized", pixel_policy="hold")
     ds = make_dataset()
     with TestClient(create_app(settings, services)) as http:
         stored = http.post(
@@ -424,16 +478,30 @@ def world(services: Services, settings: Settings) -> World:
             headers={"Content-Type": STOW_TYPE, **credentials["device_a"]},
         )
         assert stored.status_code == 200, stored.text
+        url = stored.json()["00081199"]["Value"][0]["00081190"]["Value"][0]
+        study, series, sop = url.split("/")[-5::2]
+        at_risk = http.post(
+            "/dicomweb/studies",
+            content=stow_body(to_bytes(make_dataset(BurnedInAnnotation="YES"))),
+            headers={"Content-Type": STOW_TYPE, **credentials["device_a"]},
+        )
+        assert at_risk.status_code == 202, at_risk.text
         other = http.post(
             "/dicomweb/studies",
             content=stow_body(to_bytes(make_dataset())),
             headers={"Content-Type": STOW_TYPE, **credentials["device_b"]},
         )
         assert other.status_code == 200, other.text
+    (held_view,) = held.list_held(services, None)
     with services.engine.connect() as conn:
         events = AuditEvent.__table__
         audit_event_a = conn.execute(
-            select(events.c.id).where(events.c.study_uid == ds.StudyInstanceUID).limit(1)
+            select(events.c.id).where(events.c.study_uid == study).limit(1)
+        ).scalar_one()
+        pseudonym = conn.execute(
+            select(Patient.__table__.c.patient_id)
+            .join(Study.__table__, Study.__table__.c.patient_pk == Patient.__table__.c.id)
+            .where(Study.__table__.c.study_uid == study)
         ).scalar_one()
     key = ec.generate_private_key(ec.SECP384R1()).public_key()
     from jwt.algorithms import ECAlgorithm
@@ -442,13 +510,17 @@ def world(services: Services, settings: Settings) -> World:
     return World(
         site_a=site_a,
         site_b=site_b,
-        study=ds.StudyInstanceUID,
-        series=ds.SeriesInstanceUID,
-        sop=ds.SOPInstanceUID,
+        study=study,
+        series=series,
+        sop=sop,
         device_target=target["id"],
         key_target=target_key["id"],
         user_target=user_target,
         audit_event_a=audit_event_a,
+        patient_id=str(ds.PatientID),
+        pseudonym=pseudonym,
+        held=held_view.id,
+        held_sop=held_view.sop_uid,
         jwks={"keys": [{**jwk, "alg": "ES384", "kid": "k1"}]},
         credentials=credentials,
         cookies=cookies,
@@ -468,6 +540,9 @@ def _url(call: Call, world: World) -> str:
         key_id=world.key_target,
         user_id=world.user_target,
         event_id=world.audit_event_a,
+        held_id=world.held,
+        study_uid=world.study,
+        sop_uid=world.sop,
     )
     if path == "/fhir/AuditEvent":
         return f"{path}?entity={world.study}&_count=500"

@@ -38,18 +38,21 @@ class _Body(BaseModel):
 
 
 DeidPolicy = Literal["identified", "pseudonymized", "anonymized"]
+PixelPolicy = Literal["clean", "hold", "pass"]
 
 
 class SiteIn(_Body):
     code: str = Field(min_length=1, max_length=63)
     name: str = Field(min_length=1, max_length=256)
     deid_policy: DeidPolicy = "pseudonymized"
+    pixel_policy: PixelPolicy = "clean"
 
 
 class SitePatch(_Body):
     name: str | None = Field(None, min_length=1, max_length=256)
     disabled: bool | None = None
     deid_policy: DeidPolicy | None = None
+    pixel_policy: PixelPolicy | None = None
 
 
 class DeviceIn(_Body):
@@ -166,7 +169,7 @@ def create_site(
         caller,
         "site",
         "create",
-        lambda c: admin.create_site(c, body.code, body.name, body.deid_policy),
+        lambda c: admin.create_site(c, body.code, body.name, body.deid_policy, body.pixel_policy),
         lambda s: s["id"],
     )
     return admin.as_json(site)
@@ -183,7 +186,12 @@ def update_site(
         "site",
         "update",
         lambda c: admin.update_site(
-            c, site_id, name=body.name, disabled=body.disabled, deid_policy=body.deid_policy
+            c,
+            site_id,
+            name=body.name,
+            disabled=body.disabled,
+            deid_policy=body.deid_policy,
+            pixel_policy=body.pixel_policy,
         ),
         lambda s: s["id"],
     )

@@ -7,7 +7,7 @@ undo the others; the commit's fsync, the dominant cost of a small instance, is s
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum, auto
 from typing import TYPE_CHECKING
 
@@ -48,6 +48,7 @@ class _Request:
     header: InstanceHeader
     staged: StagedBlob
     source: Source
+    vault_rows: tuple[object, ...] = ()
 
 
 class IndexCommitter:
@@ -60,9 +61,13 @@ class IndexCommitter:
         )
 
     def submit(
-        self, header: InstanceHeader, staged: StagedBlob, source: Source
+        self,
+        header: InstanceHeader,
+        staged: StagedBlob,
+        source: Source,
+        vault_rows: tuple[object, ...] = (),
     ) -> tuple[Outcome, str]:
-        return self._writer.submit(_Request(header, staged, source))
+        return self._writer.submit(_Request(header, staged, source, vault_rows))
 
     def _commit(self, batch: list[_Request]) -> list[tuple[Outcome, str]]:
         outcomes: list[tuple[Outcome, str]] = []
@@ -91,6 +96,8 @@ class IndexCommitter:
                 stored = index.add_instance(
                     conn, request.header, request.staged, request.source, pending
                 )
+                if request.vault_rows:
+                    stored = replace(stored, vault_rows=request.vault_rows)
                 for follow_up in self.follow_ups:
                     follow_up(conn, stored)
             except index.OwnershipConflict as exc:

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, Engine
 
@@ -22,6 +23,9 @@ from connrad.archive.status import StoreStatus
 from connrad.dicom.parse import InstanceHeader, ParseError, read_header
 from connrad.dicom.uids import is_storage_sop_class
 from connrad.storage import BlobStore, StagedBlob
+
+if TYPE_CHECKING:
+    from connrad.deid.pipeline import Prepared, SiteDeidentifier
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +48,8 @@ class StoredInstance:
     header: InstanceHeader
     staged: StagedBlob
     new_series: bool
+    # Sealed identity records (deid.records.VaultRow) to write in the same transaction.
+    vault_rows: tuple[object, ...] = field(default=())
 
 
 # Follow-up hooks run inside the indexing transaction and enqueue their jobs there.
@@ -52,6 +58,13 @@ FollowUp = Callable[[Connection, StoredInstance], None]
 
 @dataclass
 class IngestResult:
+    """The outcome of one instance.
+
+    ``study_uid``, ``series_uid`` and ``sop_instance_uid`` are the UIDs the archive holds
+    (new ones under de-identification): URLs and audit records use them.
+    ``received_sop_instance_uid`` is the one the sender used, which answers refer to.
+    """
+
     status: StoreStatus
     reason: str = ""
     sop_class_uid: str = ""
@@ -59,6 +72,8 @@ class IngestResult:
     study_uid: str = ""
     series_uid: str = ""
     duplicate: bool = False
+    received_sop_instance_uid: str = ""
+    held: bool = False  # stored, but held out of the archive (pixel cleaning or review)
 
     @property
     def stored(self) -> bool:
@@ -67,11 +82,19 @@ class IngestResult:
 
 class IngestService:
     def __init__(
-        self, engine: Engine, blobs: BlobStore, *, accept_unknown_sop_classes: bool = False
+        self,
+        engine: Engine,
+        blobs: BlobStore,
+        *,
+        accept_unknown_sop_classes: bool = False,
+        deidentifier: SiteDeidentifier | None = None,
     ) -> None:
         self.engine = engine
         self.blobs = blobs
         self.accept_unknown_sop_classes = accept_unknown_sop_classes
+        self.deidentifier = deidentifier
+        # Keeps an instance at risk of burned-in identity out of the archive (deid.held).
+        self.hold: Callable[[Prepared, Source], IngestResult] | None = None
         self.follow_ups: list[FollowUp] = []
         self.committer = IndexCommitter(engine, self.follow_ups)
 
@@ -83,14 +106,17 @@ class IngestService:
         Thread-safe: doors call it from many threads at once; the index writes of concurrent
         calls are grouped into shared transactions.
         """
+        staged_files = [staged]
         try:
-            return self._ingest(staged, source, expected_study_uid)
+            return self._ingest(staged_files, source, expected_study_uid)
         finally:
-            self.blobs.discard(staged)  # no-op once committed (moved away)
+            for each in staged_files:
+                self.blobs.discard(each)  # no-op once committed (moved away)
 
     def _ingest(
-        self, staged: StagedBlob, source: Source, expected_study_uid: str | None
+        self, staged_files: list[StagedBlob], source: Source, expected_study_uid: str | None
     ) -> IngestResult:
+        staged = staged_files[0]
         try:
             header = read_header(staged.path)
         except ParseError as exc:
@@ -101,11 +127,35 @@ class IngestService:
             sop_instance_uid=header.sop_instance_uid,
             study_uid=header.study_uid,
             series_uid=header.series_uid,
+            received_sop_instance_uid=header.sop_instance_uid,
         )
         rejection = self._check(header, expected_study_uid)
         if rejection:
             result.status, result.reason = rejection
             return result
+        vault_rows: tuple[object, ...] = ()
+        if self.deidentifier is not None:
+            from connrad.deid.pipeline import IDENTIFIED, DeidentificationError
+
+            policy = self.deidentifier.policy(source.site_id)
+            if policy.deid != IDENTIFIED:
+                try:
+                    prepared = self.deidentifier.prepare(staged, source.site_id, policy)
+                except DeidentificationError as exc:
+                    result.status, result.reason = StoreStatus.CANNOT_UNDERSTAND, str(exc)
+                    return result
+                staged_files.append(prepared.staged)
+                staged, header, vault_rows = prepared.staged, prepared.header, prepared.vault_rows
+                result.study_uid, result.series_uid = header.study_uid, header.series_uid
+                result.sop_instance_uid = header.sop_instance_uid
+                if prepared.hold is not None:
+                    if self.hold is None:  # never pass at-risk pixels on for want of a place
+                        result.status = StoreStatus.PROCESSING_FAILURE
+                        result.reason = "no place to hold images at risk of burned-in text"
+                        return result
+                    held = self.hold(prepared, source)
+                    held.received_sop_instance_uid = result.received_sop_instance_uid
+                    return held
         try:
             self.blobs.commit(staged)
         except OSError as exc:
@@ -114,7 +164,7 @@ class IngestService:
             return result
         # A blob left unreferenced (rejected duplicate, conflict) is never deleted here: a
         # concurrent ingest in another process may be indexing the same content right now.
-        outcome, reason = self.committer.submit(header, staged, source)
+        outcome, reason = self.committer.submit(header, staged, source, vault_rows)
         result.reason = reason
         if outcome is Outcome.SAME_CONTENT:
             result.duplicate = True

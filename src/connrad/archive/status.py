@@ -15,11 +15,17 @@ class StoreStatus(IntEnum):
     # Warning: an instance with this SOP Instance UID but other content is already stored;
     # the first is kept and the new data set discarded (PS3.18 "Elements Discarded").
     ELEMENTS_DISCARDED = 0xB006
+    # Warning: stored, but data elements will be changed (PS3.4 B.2.3 "Coercion of Data
+    # Elements"): an image held until its burned-in text is masked.
+    COERCED = 0xB000
 
     @property
     def is_failure(self) -> bool:
-        return self not in (StoreStatus.SUCCESS, StoreStatus.ELEMENTS_DISCARDED)
+        return self not in (StoreStatus.SUCCESS, *_WARNINGS)
 
     @property
     def is_warning(self) -> bool:
-        return self is StoreStatus.ELEMENTS_DISCARDED
+        return self in _WARNINGS
+
+
+_WARNINGS = (StoreStatus.ELEMENTS_DISCARDED, StoreStatus.COERCED)

@@ -7,12 +7,16 @@ table does not name are removed unless the keep-list (``keep.py``) names them, p
 attributes are removed unless Retain Safe Private allows their creator and offset.
 
 Replacement values:
-- D: a VR-consistent dummy (``ANONYMIZED``, ``19000101``, ``0``...); on a sequence the
+- D: a VR-consistent dummy (``ANONYMIZED``, ``19000101``, ``0``, two zero bytes for
+  OB/UN...); on a sequence the
   items are walked (the sequence stays non-empty, its attributes get their own actions).
 - Z: a zero-length value; on a sequence, zero items.
 - C: we cannot judge free text, so text is replaced by the same dummy as D (non-empty, so a
   Type 1 attribute stays valid); bitmaps (Overlay/Curve Data) are removed; sequences are
-  walked; times are kept under a Retain Longitudinal option (the shift is whole days).
+  walked; times (and Timezone Offset From UTC) are kept under a Retain Longitudinal
+  option (the shift is whole days); Segment Label and ROI Name get a neutral label built
+  from their item's code or number (``_neutral_label``). Unnamed Type 1/2 free text in
+  ``keep.REPLACE_KEYWORDS`` is cleaned the same way instead of being removed.
 - U: HMAC-derived ``2.25.`` UIDs (``pseudonyms.remap_uid``), except well-known UIDs.
 """
 
@@ -20,14 +24,15 @@ from __future__ import annotations
 
 import copy
 
-from pydicom.dataelem import DataElement
+from pydicom.datadict import dictionary_VR
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag
 
 from connrad.deid import dates, pseudonyms
-from connrad.deid.keep import is_kept
+from connrad.deid.keep import is_kept, is_replaced
 from connrad.deid.profiles import (
     DATE_OPTIONS,
     Action,
@@ -61,6 +66,12 @@ TEXT_VRS = frozenset({"AE", "CS", "LO", "LT", "PN", "SH", "ST", "UC", "UT"})
 STRING_VRS = TEXT_VRS | {"AS", "DA", "DS", "DT", "IS", "TM", "UI", "UR"}
 BINARY_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN", "OB or OW", "US or OW"})
 PATIENT_AGE = 0x00101010
+TIMEZONE_OFFSET = 0x00080201  # Timezone Offset From UTC (SH, "&ZZXX")
+SEGMENT_LABEL = 0x00620005
+SEGMENTED_PROPERTY_TYPE = 0x0062000F
+SEGMENT_NUMBER = 0x00620004
+ROI_NAME = 0x30060026
+ROI_NUMBER = 0x30060022
 
 
 class Walker:
@@ -84,6 +95,12 @@ class Walker:
         """A new dataset with the action of each element applied (recursively)."""
         out = Dataset()
         for tag in sorted(source.keys()):
+            raw = source.get_item(tag)
+            if isinstance(raw, RawDataElement) and self._keeps_raw(raw):
+                # Kept as read, bytes and all: decoding and re-encoding an element that
+                # passes unchanged was half of the cost of de-identifying a CT slice.
+                out[tag] = raw
+                continue
             try:
                 elem = source[tag]
             except Exception as exc:  # deferred decoding: a bad value surfaces only here
@@ -94,6 +111,15 @@ class Walker:
                 out.add(new)
         return out
 
+    def _keeps_raw(self, raw: RawDataElement) -> bool:
+        tag = raw.tag
+        if tag.is_private or tag.element == 0 or tag.group == 0x0002 or tag == PATIENT_AGE:
+            return False
+        vr = raw.VR or _dictionary_vr(tag)
+        if vr is None or vr in ("SQ", "UI", "DA", "DT", "UN") or " or " in vr:
+            return False  # ambiguous VRs ("OB or OW") are resolved against the whole dataset
+        return self.action_for(tag, vr) is Action.KEEP
+
     def _element(self, parent: Dataset, elem: DataElement, path: str) -> DataElement | None:
         tag = elem.tag
         if tag.element == 0 or tag.group == 0x0002:
@@ -102,7 +128,7 @@ class Walker:
             return self._private(parent, elem, path)
         if elem.VR in ("DA", "DT") and self._shifts(tag):
             return self._shift(elem, path)
-        return self._apply(self.action_for(tag, elem.VR), elem, path)
+        return self._apply(self.action_for(tag, elem.VR), elem, path, parent)
 
     def action_for(self, tag: BaseTag, vr: str) -> Action:
         """The resolved action of a public tag (table, then keep-list, then deny)."""
@@ -110,6 +136,8 @@ class Walker:
         if rule is None:
             if is_kept(tag):
                 return Action.KEEP
+            if is_replaced(tag):
+                return Action.CLEAN  # Type 1/2 free text: present, with a neutral value
             # A UID the table does not name is still an identifier: remap rather than drop,
             # so references to it stay consistent.
             return Action.UID if vr == "UI" else Action.REMOVE
@@ -126,7 +154,9 @@ class Walker:
 
     # --- actions --------------------------------------------------------------------------
 
-    def _apply(self, action: Action, elem: DataElement, path: str) -> DataElement | None:
+    def _apply(
+        self, action: Action, elem: DataElement, path: str, parent: Dataset
+    ) -> DataElement | None:
         vr = elem.VR
         if action is Action.REMOVE:
             return None
@@ -143,13 +173,19 @@ class Walker:
                 return DataElement(elem.tag, vr, dates.cap_age(elem.value))
             return _copy(elem)
         if action is Action.CLEAN:
-            return self._clean(elem)
+            return self._clean(elem, parent)
         return DataElement(elem.tag, vr, _dummy(vr))
 
-    def _clean(self, elem: DataElement) -> DataElement | None:
+    def _clean(self, elem: DataElement, parent: Dataset) -> DataElement | None:
         vr = elem.VR
-        if vr == "TM" and self.options & DATE_OPTIONS:
+        # Times, and the Timezone Offset From UTC (the only non-date row with C under the
+        # date options), survive a whole-day shift unchanged; a dummy "ANONYMIZED" would
+        # not even be a valid offset, and DT values keep their "&ZZXX" suffix as well.
+        if (vr == "TM" or elem.tag == TIMEZONE_OFFSET) and self.options & DATE_OPTIONS:
             return _copy(elem)
+        label = _neutral_label(elem.tag, parent)
+        if label is not None:
+            return DataElement(elem.tag, vr, label)
         if vr in BINARY_VRS:
             return None  # a bitmap cannot be judged: remove it (conservative)
         if vr in TEXT_VRS or vr in DUMMY_BY_VR:
@@ -206,6 +242,33 @@ class Walker:
         return DataElement(elem.tag, elem.VR, shifted if len(shifted) > 1 else shifted[0])
 
 
+def _neutral_label(tag: BaseTag, parent: Dataset) -> str | None:
+    """A label of "similar meaning" (PS3.15 E.1.1 C) built only from values that survive.
+
+    Segment Label takes the Code Meaning of the segment's Segmented Property Type (a code
+    kept anyway) and ROI Name becomes "ROI <ROI Number>", so several segments or ROIs stay
+    distinguishable after cleaning; the free text written by a person is never copied.
+    """
+    if tag == SEGMENT_LABEL:
+        codes = parent.get(SEGMENTED_PROPERTY_TYPE)
+        meaning = codes.value[0].get("CodeMeaning") if codes is not None and codes.value else None
+        if meaning:
+            return str(meaning)[:64]
+        number = parent.get(SEGMENT_NUMBER)
+        return f"Segment {number.value}" if number is not None else None
+    if tag == ROI_NAME:
+        number = parent.get(ROI_NUMBER)
+        return f"ROI {number.value}" if number is not None else None
+    return None
+
+
+def _dictionary_vr(tag: BaseTag) -> str | None:
+    try:
+        return str(dictionary_VR(tag))
+    except KeyError:
+        return None
+
+
 def _copy(elem: DataElement) -> DataElement:
     """A new element, so that setting a value on the output never reaches the input.
 
@@ -215,7 +278,12 @@ def _copy(elem: DataElement) -> DataElement:
     return copy.copy(elem)
 
 
+# D is "a non-zero length value" (PS3.15 E.1.1): an empty OB read back as no value at all,
+# so a binary dummy is two zero bytes (even length, as OB/OW/UN values must be).
+BINARY_DUMMY = b"\0\0"
+
+
 def _dummy(vr: str) -> object:
     if vr in BINARY_VRS:
-        return b""
+        return BINARY_DUMMY
     return DUMMY_BY_VR.get(vr, DUMMY_TEXT)

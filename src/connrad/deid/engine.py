@@ -26,9 +26,26 @@ from pydicom.uid import (
 
 from connrad.deid import pseudonyms
 from connrad.deid._walk import Walker
-from connrad.deid.profiles import TABLE_EDITION, Option, Policy, TypeOf, load_table
+from connrad.deid.profiles import (
+    ANONYMIZED_POLICY,
+    PSEUDONYMIZED_POLICY,
+    TABLE_EDITION,
+    Option,
+    Policy,
+    TypeOf,
+    load_table,
+)
 
-__all__ = ["CID7050", "Policy", "Result", "deidentify", "mapping_rows"]
+__all__ = [
+    "ANONYMIZED_POLICY",
+    "CID7050",
+    "CONTENT_RISK",
+    "PSEUDONYMIZED_POLICY",
+    "Policy",
+    "Result",
+    "deidentify",
+    "mapping_rows",
+]
 
 # PS3.16 CID 7050 "De-identification Method" (checked against pydicom.sr.codedict cid7050).
 BASIC_PROFILE_CODE = ("113100", "Basic Application Confidentiality Profile")
@@ -73,6 +90,13 @@ ORIGINAL_KEYWORDS = (
 # Modalities that routinely burn text into pixels (PS3.15 E.3.1 Note 1); SC by SOP Class.
 BURNED_IN_MODALITIES = frozenset({"US", "OT", "XC", "ES", "DOC", "SC"})
 SECONDARY_CAPTURE_ROOT = "1.2.840.10008.5.1.4.1.1.7"
+# Encapsulated PDF, CDA, STL, OBJ, MTL storage (PS3.4 B.5): a document this engine cannot read.
+ENCAPSULATED_DOCUMENT_ROOT = "1.2.840.10008.5.1.4.1.1.104."
+ENCAPSULATED_DOCUMENT = 0x00420011
+MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
+# Prefix of the pixel_risk_reasons entry for a non-pixel payload that may carry identity,
+# so that ingest can quarantine the instance exactly as it does for burned-in pixels.
+CONTENT_RISK = "content_risk"
 
 
 @dataclass
@@ -118,7 +142,13 @@ def deidentify(ds: Dataset, policy: Policy, key: bytes, *, type_of: TypeOf | Non
     if Option.RETAIN_LONGITUDINAL_MODIFIED_DATES in policy.options:
         walker.date_offset_days = pseudonyms.date_offset_days(key, patient_id, issuer)
     out = walker.walk(ds)
-    if not patient_id:
+    if _is_dicomdir(ds):
+        # Directory records are not in Table E.1-1 and their byte offsets cannot survive
+        # re-encoding: they are removed (deny by default), never carried over stale.
+        walker.warnings.append(
+            "DICOMDIR: directory records removed; rebuild it from the de-identified instances"
+        )
+    elif not patient_id:
         walker.warnings.append("PatientID absent: the pseudonym is shared by all such patients")
     pid = pseudonyms.pseudonymous_id(key, patient_id, issuer)
     name = pseudonyms.pseudonymous_name(key, patient_id, issuer)
@@ -202,9 +232,28 @@ def _as_list(value: object) -> list[str]:
     return [str(value)] if value not in (None, "") else []
 
 
+def _is_dicomdir(ds: Dataset) -> bool:
+    meta = getattr(ds, "file_meta", None) or FileMetaDataset()
+    return meta.get("MediaStorageSOPClassUID") == MEDIA_STORAGE_DIRECTORY or (
+        "DirectoryRecordSequence" in ds
+    )
+
+
 def _pixel_risk(ds: Dataset) -> list[str]:
-    """Reasons to suspect burned-in identity in the pixels (no OCR here, PS3.15 E.3.1)."""
+    """Reasons to suspect identity in pixels or an opaque payload (no OCR here, PS3.15 E.3.1).
+
+    An Encapsulated Document (PDF, CDA...) is a "content risk": its bytes are not parsed or
+    cleaned, so the original may name the patient anywhere. The engine replaces the
+    document by a two-byte dummy (Table E.1-1 D), and the reason lets ingest quarantine
+    the instance rather than archive a document emptied of its meaning.
+    """
     reasons: list[str] = []
+    sop_class = str(ds.get("SOPClassUID", ""))
+    if ENCAPSULATED_DOCUMENT in ds or sop_class.startswith(ENCAPSULATED_DOCUMENT_ROOT):
+        reasons.append(
+            f"{CONTENT_RISK}: Encapsulated Document (0042,0011) is not inspected and may "
+            "contain identity; its content was removed"
+        )
     if str(ds.get("BurnedInAnnotation", "")).upper() == "YES":
         reasons.append("Burned In Annotation (0028,0301) is YES")
     if str(ds.get("RecognizableVisualFeatures", "")).upper() == "YES":
@@ -212,7 +261,7 @@ def _pixel_risk(ds: Dataset) -> list[str]:
     modality = str(ds.get("Modality", "")).upper()
     if modality in BURNED_IN_MODALITIES:
         reasons.append(f"Modality {modality} often carries burned-in text")
-    if str(ds.get("SOPClassUID", "")).startswith(SECONDARY_CAPTURE_ROOT):
+    if sop_class.startswith(SECONDARY_CAPTURE_ROOT):
         reasons.append("Secondary Capture: pixels may be a screenshot with text")
     return reasons
 

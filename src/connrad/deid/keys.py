@@ -71,6 +71,21 @@ class SiteKeys:
             self._cache[site_id] = (version, key)
         return version, key
 
+    def all(self, site_id: int) -> dict[int, bytes]:
+        """Every key version of the site, unwrapped: records sealed before a rotation."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(site_keys.c.version, site_keys.c.wrapped).where(
+                    site_keys.c.site_id == site_id
+                )
+            ).all()
+        return {
+            int(r.version): vault.unwrap(
+                self._master, site_id, vault.WrappedKey(int(r.version), bytes(r.wrapped))
+            )
+            for r in rows
+        }
+
     def _latest(self, site_id: int) -> tuple[int, bytes] | None:
         with self.engine.connect() as conn:
             row = conn.execute(

@@ -10,6 +10,7 @@ returned for tests and QC only and never logged or put into error messages.
 from __future__ import annotations
 
 import copy
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,6 +21,10 @@ from pydicom.uid import ExplicitVRLittleEndian
 
 from connrad.dicom.frames import FrameError, native_bytes, native_photometric
 from connrad.dicom.render import display_pixels
+
+# Tesseract's OpenMP threads make one small image 3-5x slower on a few cores, and the job
+# workers already run OCR in parallel; the subprocess inherits this unless it is set.
+os.environ.setdefault("OMP_THREAD_LIMIT", "1")
 
 OCR_LANGUAGES = "kor+eng"
 # Sparse text (PSM 11): burned-in annotations are scattered words, not a page; the default

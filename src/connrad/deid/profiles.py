@@ -81,6 +81,29 @@ class Policy:
             )
 
 
+# The two named policies of this project (PS3.15 E.3 options; no safe private attributes).
+# Pseudonymized: longitudinal studies stay usable (dates shifted by a per-patient offset,
+# age/sex/size/weight and device identity kept); the institution is NOT retained (its
+# name narrows the patient population and usually sits next to the clinic's own IDs);
+# free text, SR content and graphics are cleaned rather than kept.
+PSEUDONYMIZED_POLICY = Policy(
+    Option.RETAIN_LONGITUDINAL_MODIFIED_DATES
+    | Option.RETAIN_PATIENT_CHARACTERISTICS
+    | Option.RETAIN_DEVICE_IDENTITY
+    | Option.CLEAN_DESCRIPTORS
+    | Option.CLEAN_STRUCTURED_CONTENT
+    | Option.CLEAN_GRAPHICS
+)
+# Anonymized: no dates (the Basic Profile empties, dummies or removes them per row), no
+# device identity; patient characteristics kept for clinical reading; text cleaned.
+ANONYMIZED_POLICY = Policy(
+    Option.RETAIN_PATIENT_CHARACTERISTICS
+    | Option.CLEAN_DESCRIPTORS
+    | Option.CLEAN_STRUCTURED_CONTENT
+    | Option.CLEAN_GRAPHICS
+)
+
+
 # Order matters: retain options are consulted before clean options, so an attribute that
 # an enabled Retain option keeps (K) is not replaced by a Clean option's dummy (C).
 OPTION_COLUMNS: tuple[tuple[Option, str], ...] = (

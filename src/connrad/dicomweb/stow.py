@@ -244,6 +244,9 @@ def _sop_reference(result: IngestResult) -> dict[str, Any]:
     item: dict[str, Any] = {}
     if result.sop_class_uid:
         item["00081150"] = {"vr": "UI", "Value": [result.sop_class_uid]}
-    if result.sop_instance_uid:
-        item["00081155"] = {"vr": "UI", "Value": [result.sop_instance_uid]}
+    # The instance as the sender named it (the archive may hold it under a new UID, which
+    # the RetrieveURL carries).
+    sent = result.received_sop_instance_uid or result.sop_instance_uid
+    if sent:
+        item["00081155"] = {"vr": "UI", "Value": [sent]}
     return item

@@ -49,6 +49,7 @@ def _not_found(what: str) -> AdminError:
 
 
 DEID_POLICIES = ("identified", "pseudonymized", "anonymized")
+PIXEL_POLICIES = ("clean", "hold", "pass")
 
 
 def _check_policy(policy: str) -> str:
@@ -57,10 +58,21 @@ def _check_policy(policy: str) -> str:
     return policy
 
 
+def _check_pixel_policy(policy: str) -> str:
+    if policy not in PIXEL_POLICIES:
+        raise AdminError(f"pixel policy: one of {', '.join(PIXEL_POLICIES)}")
+    return policy
+
+
 def create_site(
-    conn: Connection, code: str, name: str, deid_policy: str = "pseudonymized"
+    conn: Connection,
+    code: str,
+    name: str,
+    deid_policy: str = "pseudonymized",
+    pixel_policy: str = "clean",
 ) -> dict[str, Any]:
     _check_policy(deid_policy)
+    _check_pixel_policy(pixel_policy)
     if not _CODE.match(code):
         raise AdminError("site code: lower-case letters, digits and '-', at most 63")
     if not name.strip():
@@ -74,6 +86,7 @@ def create_site(
                     name=name.strip(),
                     disabled=False,
                     deid_policy=deid_policy,
+                    pixel_policy=pixel_policy,
                     created_at=utcnow(),
                 )
                 .returning(sites_t.c.id)
@@ -111,11 +124,14 @@ def update_site(
     name: str | None = None,
     disabled: bool | None = None,
     deid_policy: str | None = None,
+    pixel_policy: str | None = None,
 ) -> dict[str, Any]:
     get_site(conn, site_id)
     values: dict[str, Any] = {}
     if deid_policy is not None:
         values["deid_policy"] = _check_policy(deid_policy)
+    if pixel_policy is not None:
+        values["pixel_policy"] = _check_pixel_policy(pixel_policy)
     if name is not None:
         if not name.strip():
             raise AdminError("site name is empty")

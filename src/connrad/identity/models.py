@@ -26,6 +26,8 @@ class Site(Base):
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     # identified | pseudonymized | anonymized: what the cloud keeps of its patients' identity
     deid_policy: Mapped[str] = mapped_column(String(16), default="pseudonymized")
+    # clean | hold | pass: what happens to images at risk of burned-in identity
+    pixel_policy: Mapped[str] = mapped_column(String(16), default="clean")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 

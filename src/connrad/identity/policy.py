@@ -58,6 +58,10 @@ def site_scope(caller: Caller, action: Action) -> frozenset[int] | None:
     home = frozenset() if caller.site_id is None else frozenset({caller.site_id})
     if action is Action.STORE and not home:
         return NO_SITE  # what is uploaded belongs to the uploader's home site: none, no upload
+    if action is Action.REIDENTIFY and caller.kind != "system" and caller.role is Role.ADMIN:
+        # Running the system is no reason to see who its patients are: only the sending
+        # site's own people (and the local operator, who holds the master key anyway).
+        return home
     if caller.kind == "system" or caller.role is Role.ADMIN:
         return _limited_by_scopes(caller, action, home if action is Action.STORE else EVERY_SITE)
     if caller.kind == "device":

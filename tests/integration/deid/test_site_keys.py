@@ -50,8 +50,11 @@ def test_master_key_from_the_environment(settings: Settings) -> None:
 
 def test_policy_is_validated(services: Services) -> None:
     with write_transaction(services.engine) as conn:
-        assert admin.get_site(conn, services.local_site_id)["deid_policy"] == "pseudonymized"
+        new = admin.create_site(conn, "fresh", "Fresh clinic")
+        assert (new["deid_policy"], new["pixel_policy"]) == ("pseudonymized", "clean")
         admin.update_site(conn, services.local_site_id, deid_policy="anonymized")
+        with pytest.raises(admin.AdminError):
+            admin.update_site(conn, services.local_site_id, pixel_policy="ignore")
         with pytest.raises(admin.AdminError):
             admin.update_site(conn, services.local_site_id, deid_policy="open")
         with pytest.raises(admin.AdminError):

@@ -1,0 +1,136 @@
+"""The ingest pipeline's de-identification step: the sending site's policy, before storage.
+
+- ``identified``: the instance is stored as received.
+- ``pseudonymized`` (default): the header is de-identified with the site's key and the
+  originals are sealed into the identity vault (see ``records``) in the same transaction
+  that indexes the instance, so the clinic and its PACS can get the real identity back.
+- ``anonymized``: de-identified the same way, nothing kept: there is no way back.
+
+Images at risk of burned-in identity (BurnedInAnnotation YES, US, SC, ...) are then handled
+by the site's pixel policy: ``clean`` holds them until Clean Pixel Data has masked their text
+(a job, see ``held``), ``hold`` keeps them for a person's review, ``pass`` stores them with
+the header cleaned only (for sites whose devices are known not to burn in text).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from dataclasses import dataclass, field
+
+import pydicom
+from pydicom.dataset import Dataset
+from sqlalchemy import Engine, select
+
+from connrad.deid import records
+from connrad.deid.engine import Result, deidentify
+from connrad.deid.keys import SiteKeys
+from connrad.deid.profiles import ANONYMIZED_POLICY, PSEUDONYMIZED_POLICY, Policy
+from connrad.dicom.iods import type_of_for
+from connrad.dicom.parse import InstanceHeader, ParseError, read_header
+from connrad.identity.models import Site
+from connrad.storage import BlobStore, StagedBlob
+
+log = logging.getLogger(__name__)
+
+IDENTIFIED, PSEUDONYMIZED, ANONYMIZED = "identified", "pseudonymized", "anonymized"
+DEID_POLICIES = (IDENTIFIED, PSEUDONYMIZED, ANONYMIZED)
+PIXEL_CLEAN, PIXEL_HOLD, PIXEL_PASS = "clean", "hold", "pass"
+PIXEL_POLICIES = (PIXEL_CLEAN, PIXEL_HOLD, PIXEL_PASS)
+_ENGINE_POLICIES: dict[str, Policy] = {
+    PSEUDONYMIZED: PSEUDONYMIZED_POLICY,
+    ANONYMIZED: ANONYMIZED_POLICY,
+}
+_sites = Site.__table__
+
+
+class DeidentificationError(Exception):
+    """The instance could not be de-identified; the message names no value."""
+
+
+@dataclass(frozen=True)
+class SitePolicy:
+    deid: str
+    pixel: str
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A de-identified instance, staged, with what the index transaction must also write."""
+
+    staged: StagedBlob
+    header: InstanceHeader
+    vault_rows: tuple[records.VaultRow, ...] = ()
+    hold: str | None = None  # None: store; "cleaning" or "held": keep out of the archive
+    warnings: tuple[str, ...] = field(default=())
+
+
+class SiteDeidentifier:
+    def __init__(self, engine: Engine, blobs: BlobStore, site_keys: SiteKeys) -> None:
+        self.engine = engine
+        self.blobs = blobs
+        self.site_keys = site_keys
+
+    def policy(self, site_id: int) -> SitePolicy:
+        # Read on every instance: an administrator's change applies to the next one, in
+        # every process, and a primary-key lookup costs far less than the de-identification.
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(_sites.c.deid_policy, _sites.c.pixel_policy).where(_sites.c.id == site_id)
+            ).first()
+        if row is None:
+            return SitePolicy(PSEUDONYMIZED, PIXEL_CLEAN)
+        return SitePolicy(str(row.deid_policy), str(row.pixel_policy))
+
+    def prepare(self, staged: StagedBlob, site_id: int, policy: SitePolicy) -> Prepared:
+        """De-identify a staged instance into a new staged file (the caller discards both)."""
+        engine_policy = _ENGINE_POLICIES.get(policy.deid)
+        if engine_policy is None:
+            raise DeidentificationError(f"unknown de-identification policy {policy.deid!r}")
+        try:
+            ds = pydicom.dcmread(staged.path, force=True)
+        except Exception as exc:  # pydicom raises many types for malformed input
+            raise DeidentificationError(f"unreadable DICOM data ({type(exc).__name__})") from exc
+        version, key = self.site_keys.current(site_id)
+        sop_class = str(ds.get("SOPClassUID", ""))
+        try:
+            result = deidentify(ds, engine_policy, key, type_of=type_of_for(sop_class))
+        except Exception as exc:
+            log.warning("de-identification failed: %s", type(exc).__name__)
+            raise DeidentificationError(
+                f"the instance could not be de-identified ({type(exc).__name__})"
+            ) from exc
+        out_staged = self._stage(result.dataset)
+        try:
+            header = read_header(out_staged.path)
+        except ParseError as exc:
+            self.blobs.discard(out_staged)
+            raise DeidentificationError(f"de-identified output unreadable: {exc}") from exc
+        rows = (
+            records.build_rows(result, site_id, version, key)
+            if policy.deid == PSEUDONYMIZED
+            else ()
+        )
+        return Prepared(out_staged, header, rows, _hold(result, policy), tuple(result.warnings))
+
+    def _stage(self, ds: Dataset) -> StagedBlob:
+        buffer = io.BytesIO()
+        try:
+            ds.save_as(buffer, enforce_file_format=True)
+        except Exception as exc:
+            raise DeidentificationError(
+                f"de-identified output could not be encoded ({type(exc).__name__})"
+            ) from exc
+        writer = self.blobs.stage()
+        try:
+            writer.write(buffer.getbuffer())
+            return writer.finish()
+        except BaseException:
+            writer.abort()
+            raise
+
+
+def _hold(result: Result, policy: SitePolicy) -> str | None:
+    if not result.pixel_risk or policy.pixel == PIXEL_PASS:
+        return None
+    return "cleaning" if policy.pixel == PIXEL_CLEAN else "held"
