@@ -13,7 +13,7 @@ from bench.procs import REPO, Server, clean_env, free_port, stop_process, wait_h
 @contextmanager
 def connrad_server(workdir: Path) -> Iterator[Server]:
     """connrad with SQLite and file blobs under `workdir`, fsync on (the durable default)."""
-    port = free_port()
+    port, dimse_port = free_port(), free_port()
     data_dir = workdir / "connrad-data"
     log_path = workdir / "connrad.log"
     headers = {"Authorization": f"Bearer {_bench_key(data_dir)}"}
@@ -25,7 +25,7 @@ def connrad_server(workdir: Path) -> Iterator[Server]:
         process = subprocess.Popen(
             command,
             cwd=REPO,
-            env=clean_env(CONNRAD_DATA_DIR=str(data_dir), CONNRAD_DIMSE_PORT="0"),
+            env=clean_env(CONNRAD_DATA_DIR=str(data_dir), CONNRAD_DIMSE_PORT=str(dimse_port)),
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -38,13 +38,22 @@ def connrad_server(workdir: Path) -> Iterator[Server]:
                 log_path=log_path,
                 version=str(health.json().get("version", "?")),
                 headers=headers,
+                dimse=("CONNRAD", dimse_port),
+                calling_aes={"identified": IDENTIFIED_AE, "pseudonymized": PSEUDONYMIZED_AE},
             )
         finally:
             stop_process(process)
 
 
+IDENTIFIED_AE, PSEUDONYMIZED_AE = "BENCHMOD", "BENCHCLINIC"
+
+
 def _bench_key(data_dir: Path) -> str:
-    """Register the benchmark's uploading device, as an operator would, and return its key."""
+    """Register the benchmark's devices, as an operator would; return the uploader's key.
+
+    The local site stores as received, like Orthanc (like for like); a second site
+    pseudonymizes, to show what de-identification costs at the C-STORE door.
+    """
     connrad = str(REPO / ".venv" / "bin" / "connrad")
     env = clean_env(CONNRAD_DATA_DIR=str(data_dir))
 
@@ -56,6 +65,10 @@ def _bench_key(data_dir: Path) -> str:
             raise RuntimeError(f"connrad admin {' '.join(args)} failed: {done.stdout}")
         return done.stdout
 
+    run("site", "policy", "local", "identified")
+    run("device", "create", "local", "bench-modality", "--ae", IDENTIFIED_AE)
+    run("site", "create", "bench-clinic", "Bench clinic")
+    run("device", "create", "bench-clinic", "bench-modality", "--ae", PSEUDONYMIZED_AE)
     created = run("device", "create", "local", "bench-uploader", "--api")
     device_id = created.split("(id ")[1].split(",")[0].split(")")[0]
     return run("device", "key", device_id).strip().splitlines()[-1]

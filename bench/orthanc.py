@@ -33,6 +33,7 @@ def orthanc_config(workdir: Path, http_port: int, dicom_port: int) -> dict[str, 
         "Name": "connrad-bench",
         "HttpPort": http_port,
         "DicomPort": dicom_port,
+        "DicomAet": "ORTHANC",
         "StorageDirectory": str(workdir / "orthanc-storage"),
         "IndexDirectory": str(workdir / "orthanc-index"),
         "StorageCompression": False,
@@ -71,6 +72,8 @@ def orthanc_server(workdir: Path) -> Iterator[Server]:
                 log_path=log_path,
                 version=str(system.get("Version", "?")),
                 facts={"dicomweb_plugin": str(plugin.get("Version", "?"))},
+                dimse=("ORTHANC", dicom_port),
+                calling_aes={"as received": "BENCHMOD"},
             )
         finally:
             stop_process(process)

@@ -26,6 +26,8 @@ class Server:
     version: str
     facts: dict[str, str] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)  # credentials for every request
+    dimse: tuple[str, int] | None = None  # called AE title and DICOM port
+    calling_aes: dict[str, str] = field(default_factory=dict)  # label -> registered AE title
 
     @property
     def studies_url(self) -> str:

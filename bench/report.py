@@ -117,6 +117,29 @@ def qido_table(rows: list[dict[str, Any]], studies: int) -> Table:
     return table
 
 
+def cstore_table(rows: list[dict[str, Any]]) -> Table:
+    table = Table(title="C-STORE ingest (storescu, one association)")
+    for column in ("Server", "Policy", "Instances", "Stored", "Seconds", "inst/s", "c/O"):
+        table.add_column(column, justify="left" if column in ("Server", "Policy") else "right")
+    orthanc = next((r["instances_per_s"] for r in rows if r["server"] == "Orthanc"), None)
+    for row in rows:
+        ratio = (
+            f"{row['instances_per_s'] / orthanc:.2f}x"
+            if orthanc and row["server"] != "Orthanc"
+            else ""
+        )
+        table.add_row(
+            row["server"],
+            row["label"],
+            str(row["instances"]),
+            str(row["stored"]),
+            f"{row['seconds']:.1f}",
+            f"{row['instances_per_s']:.1f}",
+            ratio,
+        )
+    return table
+
+
 def print_summary(results: dict[str, Any]) -> None:
     console.rule("connrad vs Orthanc")
     console.print(environment_line(results["env"]))
@@ -134,6 +157,9 @@ def print_summary(results: dict[str, Any]) -> None:
             "p95 c/O = connrad/Orthanc, < 1 means connrad answers faster. matches c/O: mean "
             "studies returned. For limit=25 Orthanc applies no order; connrad sorts newest first."
         )
+    if results.get("cstore"):
+        console.print(cstore_table(results["cstore"]))
+        console.print("C-STORE: one storescu association per run; c/O > 1 means connrad is faster.")
     for problem in results["problems"]:
         console.print(f"[red]PROBLEM[/red] {problem}")
 

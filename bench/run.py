@@ -3,7 +3,8 @@
 1. STOW-RS: a realistic CT series, shape A (1 client x 1 instance a request) and shape B
    (4 clients x 10 instances a request), to each server in turn.
 2. QIDO-RS: both servers filled with many tiny studies, then study searches timed.
-3. With --deid: de-identification of CT slices on one core, against Orthanc's /anonymize
+3. C-STORE: storescu sends a CT series in one association to each server.
+4. De-identification of CT slices on one core, against Orthanc's /anonymize
    (alone: ``python -m bench.deid``).
 
 Both servers run side by side for the whole run; before every timed phase the bench waits
@@ -26,6 +27,7 @@ from typing import Any
 
 from bench import report
 from bench.connrad_server import connrad_server
+from bench.cstore import cstore_phase
 from bench.data import ct_payloads, qido_workload
 from bench.deid import deid_phase
 from bench.orthanc import orthanc_server
@@ -59,7 +61,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--only", choices=("connrad", "orthanc"), help="bench one server only")
     parser.add_argument("--skip-qido", action="store_true", help="no QIDO phase")
     parser.add_argument("--skip-stow", action="store_true", help="no STOW phase")
-    parser.add_argument("--deid", action="store_true", help="add the de-identification phase")
+    parser.add_argument("--skip-cstore", action="store_true", help="no C-STORE phase")
+    parser.add_argument(
+        "--cstore-instances", type=int, default=1400, help="CT slices for the C-STORE phase"
+    )
+    parser.add_argument("--skip-deid", action="store_true", help="skip the de-identification phase")
     parser.add_argument("--deid-instances", type=int, default=400, help="CT slices for --deid")
     return parser.parse_args(argv)
 
@@ -207,6 +213,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "stow": [],
         "qido_fill": [],
         "qido": [],
+        "cstore": [],
         "problems": [],
     }
     began = time.monotonic()
@@ -219,7 +226,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 stow_phase(servers, args.instances, results)
             if not args.skip_qido:
                 qido_phase(servers, args, results)
-            if args.deid:
+            if not args.skip_cstore:
+                cstore_phase(servers, args.cstore_instances, results, QUIET_TIMEOUT_S)
+            if not args.skip_deid:
                 wait_quiet(servers, timeout=QUIET_TIMEOUT_S)
                 orthanc = next((s for s in servers if s.name == "Orthanc"), None)
                 deid_phase(args.deid_instances, results, orthanc)

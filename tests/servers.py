@@ -14,6 +14,8 @@ import httpx
 
 from tests.conftest import free_port
 
+MODALITY_AE = "TESTMOD"  # a DICOM device of the local site, registered by prepare()
+
 
 class Server:
     def __init__(
@@ -55,9 +57,20 @@ class Server:
         services = build_services(settings)
         try:
             set_site_policy(services, services.local_site_id, self.deid_policy)
+            from connrad.db.transaction import write_transaction
+            from connrad.identity import admin
+
+            with write_transaction(services.engine) as conn:
+                admin.create_device(
+                    conn, services.local_site_id, "modality", "dicom", ae_title=MODALITY_AE
+                )
             self.headers = {"Authorization": f"Bearer {device_api_key(services)}"}
         finally:
             services.close()
+
+    @property
+    def dimse_port(self) -> int:
+        return int(self.env["CONNRAD_DIMSE_PORT"])
 
     @property
     def root(self) -> str:

@@ -26,6 +26,7 @@ class Settings(BaseSettings):
         0, description="HTTP worker processes; 0 means one per CPU (at most 4)."
     )
     dimse_port: int = Field(11112, description="DICOM port; 0 turns the DIMSE door off.")
+    dimse_max_associations: int = Field(32, ge=1, description="Concurrent DICOM associations.")
     dimse_tls_certfile: Path | None = Field(None, description="PEM chain: DICOM over TLS.")
     dimse_tls_keyfile: Path | None = None
     dimse_tls_ca_file: Path | None = Field(

@@ -15,6 +15,8 @@ from sqlalchemy import Connection, Engine, bindparam, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from connrad.archive import index
+from connrad.audit import log as audit_log
+from connrad.audit.log import AuditRecord
 from connrad.db.batching import BatchWriter
 from connrad.db.transaction import write_transaction
 from connrad.dicom.parse import InstanceHeader
@@ -76,6 +78,7 @@ class IndexCommitter:
                 pending = self.parents.pending()
                 for request in batch:
                     outcomes.append(self._one(conn, request, pending))
+                audit_log.append(conn, _audit_records(batch, outcomes))
             self.parents.remember(pending)
         except OperationalError as exc:
             log.error("index write failed: %s", type(exc).__name__)
@@ -116,3 +119,22 @@ class IndexCommitter:
             pending.keep_item()
             return Outcome.INDEXED, ""
         raise AssertionError("unreachable")
+
+
+def _audit_records(batch: list[_Request], outcomes: list[tuple[Outcome, str]]) -> list[AuditRecord]:
+    """A "create" event per instance newly stored by a door that audits per instance."""
+    return [
+        AuditRecord(
+            actor=request.source.actor,
+            actor_site_id=request.source.site_id,
+            source=request.source.address,
+            action="create",
+            resource="instance",
+            outcome=200,
+            study_uid=request.header.study_uid,
+            site_id=request.source.site_id,
+            detail={"door": request.source.door, "sop_uid": request.header.sop_instance_uid},
+        )
+        for request, (outcome, _) in zip(batch, outcomes, strict=True)
+        if request.source.actor is not None and outcome is Outcome.INDEXED
+    ]

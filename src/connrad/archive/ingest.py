@@ -32,11 +32,17 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Source:
-    """Who sent the instance: decides ownership (and, later, the de-identification policy)."""
+    """Who sent the instance: decides ownership and the de-identification policy.
+
+    With ``actor`` set, each stored instance is audited ("create") in the transaction that
+    indexes it (doors that acknowledge instance by instance, like DIMSE C-STORE).
+    """
 
     site_id: int
     device_id: int | None
     door: str
+    actor: str | None = None
+    address: str = ""
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Connection, Engine, insert, select, update
 
 from connrad.audit.chain import GENESIS, chained_record, link
 from connrad.audit.models import AuditEvent, AuditHead
@@ -51,22 +51,31 @@ class AuditLog:
 
     def _append(self, batch: list[AuditRecord]) -> list[bool]:
         with write_transaction(self.engine) as conn:
-            query = select(head.c.sequence, head.c.hash).where(head.c.id == 1)
-            if conn.dialect.name == "postgresql":
-                query = query.with_for_update()  # appenders in other processes wait here
-            sequence, previous = conn.execute(query).one()
-            rows = []
-            for record in batch:
-                sequence += 1
-                row = {**asdict(record), "sequence": sequence, "occurred_at": utcnow()}
-                digest = link(previous, chained_record(row))
-                rows.append({**row, "previous_hash": previous, "hash": digest})
-                previous = digest
-            conn.execute(insert(events), rows)
-            conn.execute(
-                update(head).where(head.c.id == 1).values(sequence=sequence, hash=previous)
-            )
+            append(conn, batch)
         return [True] * len(batch)
+
+
+def append(conn: Connection, batch: list[AuditRecord]) -> None:
+    """Chain ``batch`` onto the trail on the caller's transaction.
+
+    The ingest pipeline calls it inside the indexing transaction, so a stored instance and
+    the record of its storing commit together or not at all.
+    """
+    if not batch:
+        return
+    query = select(head.c.sequence, head.c.hash).where(head.c.id == 1)
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update()  # appenders in other processes wait here
+    sequence, previous = conn.execute(query).one()
+    rows = []
+    for record in batch:
+        sequence += 1
+        row = {**asdict(record), "sequence": sequence, "occurred_at": utcnow()}
+        digest = link(previous, chained_record(row))
+        rows.append({**row, "previous_hash": previous, "hash": digest})
+        previous = digest
+    conn.execute(insert(events), rows)
+    conn.execute(update(head).where(head.c.id == 1).values(sequence=sequence, hash=previous))
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,8 @@ from connrad.db.base import Base
 from connrad.deid import models as deid_models
 from connrad.identity import models as identity_models
 from connrad.jobs import models as jobs_models
+from connrad.orders import models as orders_models
+from connrad.routing import models as routing_models
 
 __all__ = [
     "Base",
@@ -14,4 +16,6 @@ __all__ = [
     "deid_models",
     "identity_models",
     "jobs_models",
+    "orders_models",
+    "routing_models",
 ]

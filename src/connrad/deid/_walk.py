@@ -96,7 +96,8 @@ class Walker:
         out = Dataset()
         for tag in sorted(source.keys()):
             raw = source.get_item(tag)
-            if isinstance(raw, RawDataElement) and self._keeps_raw(raw):
+            # (A deferred value, read later from the file, has no bytes here: convert it.)
+            if isinstance(raw, RawDataElement) and raw.value is not None and self._keeps_raw(raw):
                 # Kept as read, bytes and all: decoding and re-encoding an element that
                 # passes unchanged was half of the cost of de-identifying a CT slice.
                 out[tag] = raw

@@ -27,6 +27,8 @@ from connrad.archive.committer import Outcome
 from connrad.archive.ingest import IngestResult, Source
 from connrad.archive.models import Instance
 from connrad.archive.status import StoreStatus
+from connrad.audit import log as audit_log
+from connrad.audit.log import AuditRecord
 from connrad.db.base import utcnow
 from connrad.db.transaction import write_transaction
 from connrad.deid import records
@@ -124,9 +126,25 @@ def hold(services: Services, prepared: Prepared, source: Source) -> IngestResult
             .returning(held.c.id)
         ).scalar_one()
         records.write(conn, source.site_id, prepared.vault_rows)  # type: ignore[arg-type]
+        if source.actor is not None:  # doors that audit per instance, as the index writer does
+            audit_log.append(conn, [_created(source, header.study_uid, header.sop_instance_uid)])
         if prepared.hold == CLEANING:
             queue.enqueue(conn, CLEAN_JOB, {"held_id": held_id})
     return result
+
+
+def _created(source: Source, study_uid: str, sop_uid: str) -> AuditRecord:
+    return AuditRecord(
+        actor=source.actor or "",
+        actor_site_id=source.site_id,
+        source=source.address,
+        action="create",
+        resource="instance",
+        outcome=202,  # stored, held
+        study_uid=study_uid,
+        site_id=source.site_id,
+        detail={"door": source.door, "sop_uid": sop_uid, "held": True},
+    )
 
 
 def clean_job(services: Services, payload: dict[str, Any]) -> None:

@@ -30,6 +30,7 @@ from connrad.dicom.iods import type_of_for
 from connrad.dicom.parse import InstanceHeader, ParseError, read_header
 from connrad.identity.models import Site
 from connrad.storage import BlobStore, StagedBlob
+from connrad.storage.base import StagingWriter
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ _ENGINE_POLICIES: dict[str, Policy] = {
     ANONYMIZED: ANONYMIZED_POLICY,
 }
 _sites = Site.__table__
+_DEFER_BYTES = 1 << 20
 
 
 class DeidentificationError(Exception):
@@ -88,7 +90,9 @@ class SiteDeidentifier:
         if engine_policy is None:
             raise DeidentificationError(f"unknown de-identification policy {policy.deid!r}")
         try:
-            ds = pydicom.dcmread(staged.path, force=True)
+            # Large values are read when the walk reaches them, so a 500 MB instance is held
+            # in memory once (its pixel data), not twice.
+            ds = pydicom.dcmread(staged.path, force=True, defer_size=_DEFER_BYTES)
         except Exception as exc:  # pydicom raises many types for malformed input
             raise DeidentificationError(f"unreadable DICOM data ({type(exc).__name__})") from exc
         version, key = self.site_keys.current(site_id)
@@ -114,20 +118,42 @@ class SiteDeidentifier:
         return Prepared(out_staged, header, rows, _hold(result, policy), tuple(result.warnings))
 
     def _stage(self, ds: Dataset) -> StagedBlob:
-        buffer = io.BytesIO()
+        """Encode straight into a staging file (hashed as written): no copy in memory."""
+        writer = self.blobs.stage()
         try:
-            ds.save_as(buffer, enforce_file_format=True)
+            ds.save_as(_Sink(writer), enforce_file_format=True)
+            return writer.finish()
+        except OSError:
+            writer.abort()
+            raise
         except Exception as exc:
+            writer.abort()
             raise DeidentificationError(
                 f"de-identified output could not be encoded ({type(exc).__name__})"
             ) from exc
-        writer = self.blobs.stage()
-        try:
-            writer.write(buffer.getbuffer())
-            return writer.finish()
         except BaseException:
             writer.abort()
             raise
+
+
+class _Sink:
+    """The file-like face pydicom writes to: appends to a staging writer."""
+
+    def __init__(self, writer: StagingWriter) -> None:
+        self._writer = writer
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        self._writer.write(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self._writer.size
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        # pydicom asks for seek() but writes front to back; a real seek would be a bug.
+        if (offset, whence) not in ((self._writer.size, 0), (0, 1)):
+            raise io.UnsupportedOperation("the staging sink is append-only")
+        return self._writer.size
 
 
 def _hold(result: Result, policy: SitePolicy) -> str | None:

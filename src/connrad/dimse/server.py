@@ -34,6 +34,10 @@ Identify = Callable[[str, str], Caller | None]
 
 # PS3.8 Table 9-21: rejected-permanent, DICOM UL service-user, calling AE title not recognized
 _REJECT_UNKNOWN_CALLER = (0x01, 0x01, 0x03)
+_DUL_POLL_SECONDS = 0.0002
+# Largest PDU we accept: peers send whole large fragments instead of 16 KB pieces, and each
+# PDU costs a round of pynetdicom's Python-level decoding.
+MAX_PDU_BYTES = 4 * 1024 * 1024
 
 
 class _IdentifyingACSE(ACSE):
@@ -66,6 +70,10 @@ class _IdentifyingHandler(RequestHandler):
     def _create_association(self) -> Association:
         assoc = super()._create_association()
         assoc.acse = _IdentifyingACSE(assoc, self.server.identify)
+        # pynetdicom's transport reactor polls, sleeping this long whenever the socket has
+        # nothing yet: at its 1 ms default, a 512 KB CT slice in 16 KB PDUs waits for it
+        # dozens of times. A shorter nap costs a little idle CPU per open association.
+        assoc.dul._run_loop_delay = _DUL_POLL_SECONDS
         return assoc
 
 
@@ -86,7 +94,14 @@ class DimseServer:
         settings = services.settings
         self.ae = AE(ae_title=settings.ae_title)
         self.ae.require_called_aet = False  # clinics often configure the peer loosely
+        self.ae.maximum_associations = settings.dimse_max_associations
+        self.ae.maximum_pdu_size = MAX_PDU_BYTES
         self.ae.add_supported_context(Verification)
+        # Each DIMSE service lives in its own module: it adds its presentation contexts to
+        # the AE and returns its event handlers.
+        self.handlers: list[tuple[Any, Callable[..., Any]]] = [(evt.EVT_C_ECHO, _echo)]
+        for service in _service_modules():
+            self.handlers += service.register(self.ae, services)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -115,7 +130,7 @@ class DimseServer:
             server_class=_Server,
             request_handler=_IdentifyingHandler,
             ssl_context=tls_context(self.services.settings),
-            evt_handlers=[(evt.EVT_C_ECHO, _echo)],
+            evt_handlers=self.handlers,
         )
         server.identify = self.identify
         self.ae._servers.append(server)  # as AE.start_server does; shutdown() removes it
@@ -128,6 +143,12 @@ class DimseServer:
 
     def stop(self) -> None:
         self.ae.shutdown()  # every server of the AE, and its associations
+
+
+def _service_modules() -> list[Any]:
+    from connrad.dimse import commitment, query, storage, worklist
+
+    return [storage, commitment, query, worklist]
 
 
 def _echo(event: Any) -> int:

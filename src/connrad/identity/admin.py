@@ -28,7 +28,7 @@ users_t, grants_t = User.__table__, ReadingGrant.__table__
 _CODE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 _AE_TITLE = re.compile(r"^[\x21-\x5b\x5d-\x7e]([\x20-\x5b\x5d-\x7e]{0,14}[\x21-\x5b\x5d-\x7e])?$")
-DEFAULT_DICOM_SCOPES = ("dicomweb.stow",)
+DEFAULT_DICOM_SCOPES = ("dicomweb.stow", "dicomweb.read")  # store; query/retrieve own site
 DEFAULT_API_SCOPES = ("dicomweb.stow", "dicomweb.read")
 FIRST_ADMIN = "admin"
 

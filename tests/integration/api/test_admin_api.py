@@ -108,7 +108,7 @@ def test_sites_and_devices(operator: TestClient, sites: dict[str, int]) -> None:
     )
     assert modality["ae_title"] == "CLINIC_A_CT"
     assert modality["hosts"] == ["10.0.0.5"]
-    assert modality["scopes"] == ["dicomweb.stow"]
+    assert modality["scopes"] == ["dicomweb.stow", "dicomweb.read"]
     assert modality["client_id"] is None
     client = created(
         operator.post(
@@ -518,9 +518,9 @@ def test_bad_requests_get_a_clear_4xx(
         (
             "POST",
             f"/api/admin/devices/{ct['id']}/api-keys",
-            {"scopes": ["dicomweb.read"]},
+            {"scopes": ["system/AuditEvent.rs"]},
             400,
-            "scopes beyond the device's: dicomweb.read",
+            "scopes beyond the device's: system/AuditEvent.rs",
         ),
         (
             "POST",

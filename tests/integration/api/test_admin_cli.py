@@ -186,7 +186,7 @@ def test_errors_exit_1_with_a_message(cli: Cli, tmp_path: Path) -> None:
         (["device", "create", "local", "x", "--ae", "CT_1"], "exists"),
         (["device", "create", "local", "x", "--api", "--scope", "all"], "unknown scopes: all"),
         (["device", "key", "999999"], "device not found"),
-        (["device", "key", device_id, "--scope", "dicomweb.read"], "scopes beyond"),
+        (["device", "key", device_id, "--scope", "system/AuditEvent.rs"], "scopes beyond"),
         (["device", "key", device_id, "--days", "0"], "expiry"),
         (["device", "revoke-key", device_id, "999999"], "API key not found"),
         (["device", "jwks", device_id, str(tmp_path / "missing.json")], "cannot read"),

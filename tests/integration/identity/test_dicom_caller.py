@@ -22,7 +22,7 @@ def test_registered_ae_titles_identify_their_device(services: Services) -> None:
         assert caller is not None
         assert (caller.device_id, caller.site_id) == (anywhere["id"], site)
         assert site_scope(caller, Action.STORE) == {site}
-        assert site_scope(caller, Action.SEARCH) == frozenset()  # store-only by default
+        assert site_scope(caller, Action.SEARCH) == {site}  # query/retrieve its own site
         assert dicom_caller(conn, "USCART", "10.1.2.3") is not None
         assert dicom_caller(conn, "USCART", "10.1.2.4") is None  # host not allowed
         assert dicom_caller(conn, "UNKNOWN", "10.1.2.3") is None
