@@ -80,6 +80,8 @@ def set_site_policy(services: Services, site_id: int, deid: str, pixels: str | N
 
     with write_transaction(services.engine) as conn:
         admin.update_site(conn, site_id, deid_policy=deid, pixel_policy=pixels)
+    if services.ingest.deidentifier is not None:
+        services.ingest.deidentifier.forget(site_id)
 
 
 def device_api_key(services: Services, site_id: int | None = None, name: str = "tests") -> str:

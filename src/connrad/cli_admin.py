@@ -16,6 +16,7 @@ from rich.table import Table
 from sqlalchemy import Connection
 
 from connrad.audit.log import AuditRecord
+from connrad.cli_destinations import destination_app
 from connrad.db.transaction import write_transaction
 from connrad.identity import admin
 from connrad.identity.caller import Role
@@ -29,6 +30,7 @@ user_app = typer.Typer(help="User accounts.", no_args_is_help=True)
 admin_app.add_typer(site_app, name="site")
 admin_app.add_typer(device_app, name="device")
 admin_app.add_typer(user_app, name="user")
+admin_app.add_typer(destination_app, name="destination")
 console = Console()
 T = TypeVar("T")
 

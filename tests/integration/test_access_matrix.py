@@ -30,6 +30,7 @@ from connrad.identity.caller import Role
 from connrad.identity.models import User
 from connrad.services import Services
 from connrad.settings import Settings
+from tests.conftest import set_site_policy
 from tests.factories import STOW_TYPE, make_dataset, stow_body, to_bytes
 
 # Expected outcomes: OK (2xx, or a 4xx other than 401/403/404: the handler was reached),
@@ -468,8 +469,7 @@ def world(services: Services, settings: Settings) -> World:
 
     # Site A pseudonymizes (so its study has an identity to re-identify) and holds images
     # at risk of burned-in text for review.
-    with write_transaction(services.engine) as conn:
-        admin.update_site(conn, site_a, deid_policy="pseudonymized", pixel_policy="hold")
+    set_site_policy(services, site_a, "pseudonymized", "hold")
     ds = make_dataset()
     with TestClient(create_app(settings, services)) as http:
         stored = http.post(

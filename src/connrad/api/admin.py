@@ -195,6 +195,8 @@ def update_site(
         ),
         lambda s: s["id"],
     )
+    if services.ingest.deidentifier is not None:
+        services.ingest.deidentifier.forget(site_id)
     return admin.as_json(site)
 
 

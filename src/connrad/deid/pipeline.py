@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import io
 import logging
+import threading
+import time
 from dataclasses import dataclass, field
 
 import pydicom
@@ -44,6 +46,7 @@ _ENGINE_POLICIES: dict[str, Policy] = {
 }
 _sites = Site.__table__
 _DEFER_BYTES = 1 << 20
+POLICY_TTL_SECONDS = 1.0
 
 
 class DeidentificationError(Exception):
@@ -72,17 +75,41 @@ class SiteDeidentifier:
         self.engine = engine
         self.blobs = blobs
         self.site_keys = site_keys
+        self._policies: dict[int, tuple[float, SitePolicy]] = {}
+        self._lock = threading.Lock()
 
     def policy(self, site_id: int) -> SitePolicy:
-        # Read on every instance: an administrator's change applies to the next one, in
-        # every process, and a primary-key lookup costs far less than the de-identification.
+        """The site's policies, read at most once a second per process.
+
+        A change made through this process's API applies to the next instance (``forget``);
+        one made elsewhere (the CLI, another worker process) within a second. Reading per
+        instance cost a database round trip on every C-STORE of a one-at-a-time modality.
+        """
+        now = time.monotonic()
+        with self._lock:
+            cached = self._policies.get(site_id)
+        if cached is not None and now - cached[0] < POLICY_TTL_SECONDS:
+            return cached[1]
         with self.engine.connect() as conn:
             row = conn.execute(
                 select(_sites.c.deid_policy, _sites.c.pixel_policy).where(_sites.c.id == site_id)
             ).first()
-        if row is None:
-            return SitePolicy(PSEUDONYMIZED, PIXEL_CLEAN)
-        return SitePolicy(str(row.deid_policy), str(row.pixel_policy))
+        found = (
+            SitePolicy(PSEUDONYMIZED, PIXEL_CLEAN)
+            if row is None
+            else SitePolicy(str(row.deid_policy), str(row.pixel_policy))
+        )
+        with self._lock:
+            self._policies[site_id] = (now, found)
+        return found
+
+    def forget(self, site_id: int | None = None) -> None:
+        """Drop cached policies (after this process changed one)."""
+        with self._lock:
+            if site_id is None:
+                self._policies.clear()
+            else:
+                self._policies.pop(site_id, None)
 
     def prepare(self, staged: StagedBlob, site_id: int, policy: SitePolicy) -> Prepared:
         """De-identify a staged instance into a new staged file (the caller discards both)."""

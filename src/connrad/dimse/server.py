@@ -13,10 +13,13 @@ import logging
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from pynetdicom import AE, evt
+from pynetdicom import association as pynetdicom_association
 from pynetdicom.acse import ACSE
 from pynetdicom.association import Association
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
@@ -58,6 +61,27 @@ class _IdentifyingACSE(ACSE):
         super()._negotiate_as_acceptor()
 
 
+class _ShortNaps:
+    """pynetdicom's association reactor polls for each DIMSE message with a fixed 1 ms
+    sleep, a delay every C-STORE of a one-at-a-time modality pays twice (request in,
+    response out). This stands in for the ``time`` module inside pynetdicom.association and
+    shortens that one poll; every other sleep there is unchanged.
+    """
+
+    _REACTOR_POLL = 0.001
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+    @staticmethod
+    def sleep(seconds: float) -> None:
+        time.sleep(_DUL_POLL_SECONDS if seconds == _ShortNaps._REACTOR_POLL else seconds)
+
+
+def shorten_reactor_polls() -> None:
+    pynetdicom_association.time = _ShortNaps()  # type: ignore[assignment]
+
+
 class _IdentifyingHandler(RequestHandler):
     server: _Server
 
@@ -96,12 +120,23 @@ class DimseServer:
         self.ae.require_called_aet = False  # clinics often configure the peer loosely
         self.ae.maximum_associations = settings.dimse_max_associations
         self.ae.maximum_pdu_size = MAX_PDU_BYTES
+        shorten_reactor_polls()
         self.ae.add_supported_context(Verification)
         # Each DIMSE service lives in its own module: it adds its presentation contexts to
         # the AE and returns its event handlers.
         self.handlers: list[tuple[Any, Callable[..., Any]]] = [(evt.EVT_C_ECHO, _echo)]
+        finds: dict[str, Callable[..., Any]] = {}
         for service in _service_modules():
-            self.handlers += service.register(self.ae, services)
+            before = _abstract_syntaxes(self.ae)
+            for event, handler in service.register(self.ae, services):
+                if event is evt.EVT_C_FIND:
+                    # pynetdicom binds one handler per intervention event: C-FIND goes to
+                    # the service whose information model (SOP class) the request names.
+                    finds.update(dict.fromkeys(_abstract_syntaxes(self.ae) - before, handler))
+                else:
+                    self.handlers.append((event, handler))
+        if finds:
+            self.handlers.append((evt.EVT_C_FIND, partial(_route_find, finds)))
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -143,6 +178,14 @@ class DimseServer:
 
     def stop(self) -> None:
         self.ae.shutdown()  # every server of the AE, and its associations
+
+
+def _abstract_syntaxes(ae: AE) -> set[str]:
+    return {str(context.abstract_syntax) for context in ae.supported_contexts}
+
+
+def _route_find(finds: dict[str, Callable[..., Any]], event: Any) -> Any:
+    return finds[str(event.request.AffectedSOPClassUID)](event)
 
 
 def _service_modules() -> list[Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 
 from pydicom import Dataset
@@ -17,7 +18,6 @@ from pynetdicom.sop_class import ModalityWorklistInformationFind  # type: ignore
 
 from connrad.audit.log import AuditRecord
 from connrad.db.base import utcnow
-from connrad.dimse import query
 from connrad.dimse.server import caller_of
 from connrad.identity.caller import Caller
 from connrad.identity.policy import Action, allows
@@ -41,14 +41,7 @@ def register(ae: AE, services: Services) -> list[tuple[Any, Callable[..., Any]]]
     _config.LOG_RESPONSE_IDENTIFIERS = False
     ae.add_supported_context(ModalityWorklistInformationFind)
 
-    def handle_find(event: Any) -> Iterator[Result]:
-        # pynetdicom binds one handler per intervention event, the last one registered:
-        # C-FINDs of the Query/Retrieve models arrive here too and go to their own module.
-        if str(event.request.AffectedSOPClassUID) != SOP_CLASS_UID:
-            return query.handle_find(services, event)
-        return find(services, event)
-
-    return [(evt.EVT_C_FIND, handle_find)]
+    return [(evt.EVT_C_FIND, partial(find, services))]
 
 
 def find(services: Services, event: Any) -> Iterator[Result]:

@@ -49,6 +49,7 @@ class Modality:
     def __init__(self, port: int) -> None:
         self.reports: list[tuple[int, Dataset]] = []
         self.arrived = threading.Event()
+        self.answered = threading.Event()  # our N-EVENT-REPORT response has left
         ae = AE(ae_title=AE_TITLE)
         ae.add_requested_context(CTImageStorage)
         ae.add_requested_context(StorageCommitmentPushModel)
@@ -56,7 +57,10 @@ class Modality:
             "127.0.0.1",
             port,
             ae_title="CONNRAD",
-            evt_handlers=[(evt.EVT_N_EVENT_REPORT, self._on_report)],
+            evt_handlers=[
+                (evt.EVT_N_EVENT_REPORT, self._on_report),
+                (evt.EVT_DIMSE_SENT, self._on_sent),
+            ],
         )
         assert self.assoc.is_established
 
@@ -64,6 +68,16 @@ class Modality:
         self.reports.append((event.request.EventTypeID, event.event_information))
         self.arrived.set()
         return 0x0000, None
+
+    def _on_sent(self, event: Any) -> None:
+        if type(event.message).__name__ == "N_EVENT_REPORT_RSP":
+            self.answered.set()
+
+    def release(self) -> None:
+        # Releasing before the report's response is sent would leave the archive waiting.
+        if self.arrived.is_set():
+            assert self.answered.wait(10)
+        self.assoc.release()
 
     def store(self, ds: Dataset) -> int:
         return int(self.assoc.send_c_store(ds).Status)
@@ -109,7 +123,7 @@ def test_commitment_on_the_same_association(
         never_sent = generate_uid()
         event_type, report = modality.commit([*sent, never_sent])
     finally:
-        modality.assoc.release()
+        modality.release()
     assert event_type == 2  # some failed
     assert [r.ReferencedSOPInstanceUID for r in report.ReferencedSOPSequence] == sent
     (failure,) = report.FailedSOPSequence
@@ -130,7 +144,7 @@ def test_another_sites_instances_are_not_committed(
     try:
         event_type, report = modality.commit([str(other.SOPInstanceUID)])
     finally:
-        modality.assoc.release()
+        modality.release()
     assert event_type == 2
     assert "ReferencedSOPSequence" not in report or not report.ReferencedSOPSequence
 

@@ -38,7 +38,7 @@ from connrad.audit.models import AuditEvent
 from connrad.db.transaction import write_transaction
 from connrad.demo.load import ingest_bytes
 from connrad.dimse.move import _no_delay
-from connrad.dimse.query import FIND_MODELS, handle_find
+from connrad.dimse.query import handle_find
 from connrad.dimse.server import DimseServer
 from connrad.identity import admin
 from connrad.routing import destinations
@@ -82,7 +82,6 @@ def archive(services: Services) -> Iterator[Archive]:
     for site in (island, harbor):
         set_site_policy(services, site, "identified")
     server = DimseServer(services)
-    _route_find(server, services)
     found = Archive(services, server.start("127.0.0.1", free_port()), island, harbor)
     korean = {"SpecificCharacterSet": "ISO_IR 192"}
     study, series = generate_uid(), [generate_uid(), generate_uid()]
@@ -113,23 +112,6 @@ def archive(services: Services) -> Iterator[Archive]:
     )
     yield found
     server.stop()
-
-
-def _route_find(server: DimseServer, services: Services) -> None:
-    """Q/R C-FIND to this module, other C-FIND to the worklist, as server.py should do.
-
-    pynetdicom binds one handler per intervention event, and the worklist's is bound last:
-    until server.py dispatches C-FIND by SOP class (reported), the fixture does.
-    """
-    finds = [handler for event, handler in server.handlers if event is evt.EVT_C_FIND]
-
-    def route(event: Any) -> Any:
-        if str(event.request.AffectedSOPClassUID) in FIND_MODELS:
-            return handle_find(services, event)
-        return finds[-1](event)
-
-    server.handlers = [h for h in server.handlers if h[0] is not evt.EVT_C_FIND]
-    server.handlers.append((evt.EVT_C_FIND, route))
 
 
 def _dcmtk(tool: str, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -623,7 +605,6 @@ def test_moves_open_their_connection_without_nagle() -> None:
         server.shutdown()
 
 
-@pytest.mark.xfail(strict=True, reason="server.py binds the worklist's C-FIND handler last")
 def test_the_server_routes_each_find_model_to_its_service(services: Services) -> None:
     with write_transaction(services.engine) as conn:
         admin.create_device(conn, services.local_site_id, "ct", "dicom", ae_title=ISLAND_AE)

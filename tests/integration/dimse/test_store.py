@@ -178,3 +178,44 @@ def test_pseudonymized_site_stores_under_new_uids(clinic: Clinic, services: Serv
     assert b"Zqxwvut" not in data and b"PID-4411" not in data
     assert _send(clinic.port, ds) == 0x0000  # the same instance again: the same pseudonym
     assert clinic.instances() == 1
+
+
+PRIVATE_SOP_CLASS = "1.2.826.0.1.3680043.9.7433.1.1"  # a vendor's own storage class
+
+
+def _send_private(port: int) -> int | None:
+    """Status of storing an instance of a private SOP class; None if not negotiated."""
+    ds = make_dataset(SOPClassUID=PRIVATE_SOP_CLASS)
+    ds.file_meta = pydicom.dcmread(pydicom.filebase.DicomBytesIO(to_bytes(ds))).file_meta
+    ae = AE(ae_title=AE_TITLE)
+    ae.add_requested_context(PRIVATE_SOP_CLASS, ds.file_meta.TransferSyntaxUID)
+    assoc = ae.associate("127.0.0.1", port, ae_title="CONNRAD")
+    if not assoc.is_established:
+        return None
+    try:
+        if not assoc.accepted_contexts:
+            return None
+        return int(assoc.send_c_store(ds).Status)
+    finally:
+        assoc.release()
+
+
+def test_unknown_sop_classes_only_when_allowed(clinic: Clinic, services: Services) -> None:
+    assert _send_private(clinic.port) is None
+    assert clinic.instances() == 0
+
+
+def test_unknown_sop_classes_accepted_by_setting(services: Services) -> None:
+    services.settings.accept_unknown_sop_classes = True
+    services.ingest.accept_unknown_sop_classes = True
+    with write_transaction(services.engine) as conn:
+        site = int(admin.create_site(conn, "vendor", "Vendor clinic")["id"])
+        admin.create_device(conn, site, "odd-device", "dicom", ae_title=AE_TITLE)
+    set_site_policy(services, site, "identified")
+    server = DimseServer(services)
+    port = server.start("127.0.0.1", free_port())
+    try:
+        assert _send_private(port) == 0x0000
+    finally:
+        server.stop()
+    assert Clinic(services, port, site).instances() == 1
