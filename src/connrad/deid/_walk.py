@@ -110,6 +110,11 @@ class Walker:
             new = self._element(source, elem, path)
             if new is not None:
                 out.add(new)
+        # The same encoding as the input (the character set is kept): pydicom then writes the
+        # raw elements kept above as they are, instead of decoding and re-encoding them all.
+        implicit, little = source.original_encoding
+        if implicit is not None and little is not None:
+            out.set_original_encoding(implicit, little, source.original_character_set)
         return out
 
     def _keeps_raw(self, raw: RawDataElement) -> bool:

@@ -148,7 +148,9 @@ class SiteDeidentifier:
         """Encode straight into a staging file (hashed as written): no copy in memory."""
         writer = self.blobs.stage()
         try:
-            ds.save_as(_Sink(writer), enforce_file_format=True)
+            sink = _Sink(writer)
+            ds.save_as(sink, enforce_file_format=True)
+            sink.flush()
             return writer.finish()
         except OSError:
             writer.abort()
@@ -164,23 +166,38 @@ class SiteDeidentifier:
 
 
 class _Sink:
-    """The file-like face pydicom writes to: appends to a staging writer."""
+    """The file-like face pydicom writes to: appends to a staging writer.
+
+    pydicom writes each tag, length and value separately (thousands of small writes per
+    instance); they are gathered here and handed on in blocks, since every write to the
+    staging writer also feeds the hash.
+    """
+
+    _BLOCK = 1 << 20
 
     def __init__(self, writer: StagingWriter) -> None:
         self._writer = writer
+        self._pending = bytearray()
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
-        self._writer.write(data)
+        self._pending += data
+        if len(self._pending) >= self._BLOCK:
+            self.flush()
         return len(data)
 
+    def flush(self) -> None:
+        if self._pending:
+            self._writer.write(bytes(self._pending))
+            self._pending.clear()
+
     def tell(self) -> int:
-        return self._writer.size
+        return self._writer.size + len(self._pending)
 
     def seek(self, offset: int, whence: int = 0) -> int:
         # pydicom asks for seek() but writes front to back; a real seek would be a bug.
-        if (offset, whence) not in ((self._writer.size, 0), (0, 1)):
+        if (offset, whence) not in ((self.tell(), 0), (0, 1)):
             raise io.UnsupportedOperation("the staging sink is append-only")
-        return self._writer.size
+        return self.tell()
 
 
 def _hold(result: Result, policy: SitePolicy) -> str | None:
