@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse, Response
 
 from connrad import __version__, openapi
 from connrad.access import PublicCaller, audit_refusal, auth_error_response
-from connrad.api import admin, auth, identity, oauth
+from connrad.api import admin, auth, identity, oauth, orders, qc
 from connrad.audit.log import AuditUnavailable
 from connrad.body_limits import BodyLimits
 from connrad.dicomweb import qido, stow, wado, wado_uri
@@ -73,6 +73,8 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         admin.router,
         identity.router,
         identity.held_router,
+        qc.router,
+        orders.router,
         audit_event.router,
     ):
         app.include_router(router)

@@ -136,12 +136,22 @@ def site_pixels(
     console.print(f"site {code}: pixels {policy}")
 
 
+@site_app.command("qc")
+def site_qc(
+    code: str,
+    policy: Annotated[str, typer.Argument(help="quarantine | accept")],
+) -> None:
+    """Set what happens to a study that fails quality control (applies to new checks)."""
+    _change("site", "update", lambda c: admin.update_site(c, _site_id(c, code), qc_policy=policy))
+    console.print(f"site {code}: QC {policy}")
+
+
 @site_app.command("ls")
 def site_ls(as_json: JsonOption = False) -> None:
     """List sites."""
     _show(
         _read(admin.list_sites),
-        ["id", "code", "name", "deid_policy", "pixel_policy", "disabled"],
+        ["id", "code", "name", "deid_policy", "pixel_policy", "qc_policy", "disabled"],
         as_json,
     )
 

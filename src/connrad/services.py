@@ -19,6 +19,10 @@ from connrad.identity.authenticate import Authenticator
 from connrad.identity.models import LOCAL_SITE_CODE, Site
 from connrad.identity.oauth import AccessTokens, load_or_create_signing_key
 from connrad.jobs.worker import Handler, Worker
+from connrad.qc import service as qc_service
+from connrad.qc.fast import FastLimits
+from connrad.qc.gate import FastQuality
+from connrad.qc.service import limits_from
 from connrad.settings import Settings
 from connrad.storage import BlobStore, open_blob_store
 
@@ -64,13 +68,15 @@ def build_services(settings: Settings, *, migrate: bool = True, recover: bool = 
         local_site_id = conn.execute(
             select(Site.__table__.c.id).where(Site.__table__.c.code == LOCAL_SITE_CODE)
         ).scalar_one()
-    site_keys = SiteKeys(engine, master_key(settings))
+    master = master_key(settings)
+    site_keys = SiteKeys(engine, master)
     ingest = IngestService(
         engine,
         blobs,
         accept_unknown_sop_classes=settings.accept_unknown_sop_classes,
         deidentifier=SiteDeidentifier(engine, blobs, site_keys),
     )
+    ingest.quality = FastQuality(master, limits_from(settings, FastLimits, "fast"))
     tokens = AccessTokens(load_or_create_signing_key(settings.effective_token_key_file), "connrad")
     services = Services(
         settings,
@@ -84,5 +90,6 @@ def build_services(settings: Settings, *, migrate: bool = True, recover: bool = 
         site_keys,
     )
     register_follow_ups(services)
+    qc_service.register(services)
     held.register(services)
     return services

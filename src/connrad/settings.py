@@ -63,6 +63,23 @@ class Settings(BaseSettings):
         description="Frames read by OCR per instance when cleaning pixels; beyond it, frames "
         "spread over the instance are read and their text boxes masked on every frame.",
     )
+    qc_quiet_seconds: float = Field(
+        30.0,
+        ge=0,
+        description="A series counts as complete (deep QC runs) after this long without a new "
+        "instance.",
+    )
+    qc_pixel_images_per_series: int = Field(
+        5, ge=1, description="Images of a cross-sectional series whose pixels deep QC reads."
+    )
+    qc_pixel_frames_per_image: int = Field(
+        3, ge=1, description="Frames of a multi-frame image deep QC reads (first, middle, last)."
+    )
+    qc_thresholds: dict[str, float] = Field(
+        default_factory=dict,
+        description='Overrides of QC thresholds by name, e.g. {"pixel.saturated_fraction": 0.1} '
+        "(names and defaults: docs/qc.md).",
+    )
     session_hours: float = Field(8.0, description="Web session lifetime.")
     login_max_failures_account: int = 5
     login_max_failures_address: int = 20

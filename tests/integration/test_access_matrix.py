@@ -28,6 +28,7 @@ from connrad.identity import admin
 from connrad.identity import sessions as session_store
 from connrad.identity.caller import Role
 from connrad.identity.models import User
+from connrad.orders import service
 from connrad.services import Services
 from connrad.settings import Settings
 from tests.conftest import set_site_policy
@@ -204,6 +205,23 @@ RULES: dict[str, dict[str, str]] = {
         device_a_audit=FORBIDDEN,
         device_b=FORBIDDEN,
     ),
+    # Scheduling an order for site A: its own people and the system's administrators
+    # (who schedule on a site's behalf without seeing identities back).
+    "schedule": _row(
+        anonymous=UNAUTHENTICATED,
+        admin=OK,
+        site_admin_a=OK,
+        clinic_a=OK,
+        radiologist_a=FORBIDDEN,
+        radiologist_none=FORBIDDEN,
+        researcher=FORBIDDEN,
+        clinic_b=HIDDEN,
+        site_admin_b=HIDDEN,
+        device_a=FORBIDDEN,
+        device_a_stow=FORBIDDEN,
+        device_a_audit=FORBIDDEN,
+        device_b=FORBIDDEN,
+    ),
     # The account's own session, password and second factor: users only.
     "account": {
         **dict.fromkeys(CALLERS, OK),
@@ -231,6 +249,7 @@ class World:
     pseudonym: str
     held: int  # an image of site A held for review of burned-in text
     held_sop: str
+    order: int  # an order scheduled for site A
     jwks: dict[str, Any]
     credentials: dict[str, dict[str, str]]  # caller -> headers (cookie or bearer)
     cookies: dict[str, str]
@@ -362,6 +381,15 @@ CALLS: tuple[Call, ...] = (
     Call("GET", "/api/held", "manage_list", visible=lambda w: w.held_sop),
     Call("POST", "/api/held/{held_id}/release", "manage", _json(lambda w: {"clean": True})),
     Call("DELETE", "/api/held/{held_id}", "manage"),
+    Call("GET", "/api/studies/{study_uid}/qc", "read"),
+    Call("GET", "/api/studies/{study_uid}/series/{series_uid}/qc", "read"),
+    Call("GET", "/api/studies/{study_uid}/series/{series_uid}/instances/{sop_uid}/qc", "read"),
+    Call("POST", "/api/studies/{study_uid}/qc/release", "manage"),
+    Call("POST", "/api/studies/{study_uid}/qc/recheck", "manage"),
+    Call("GET", "/api/worklist", "search", visible=_STUDY_SHOWN),
+    Call("POST", "/api/orders", "schedule", _json(lambda w: {**ORDER, "site_id": w.site_a})),
+    Call("GET", "/api/orders", "search", visible=lambda w: f'"id":{w.order}'),
+    Call("PATCH", "/api/orders/{order_id}", "schedule", _json(lambda w: {"status": "in-progress"})),
     Call("POST", "/api/auth/logout", "account"),  # last: it ends the caller's session
 )
 
@@ -419,7 +447,7 @@ def _session(services: Services, user_id: int) -> tuple[str, str]:
     return new.token, new.csrf_token
 
 
-from datetime import timedelta  # noqa: E402
+from datetime import datetime, timedelta  # noqa: E402
 
 _HOURS = timedelta(hours=1)
 
@@ -429,6 +457,31 @@ def _device(services: Services, site: int, name: str, scopes: list[str]) -> str:
         device = admin.create_device(conn, site, name, "api", device_scopes=scopes)
         _, key = admin.issue_api_key(conn, device["id"])
     return key
+
+
+ORDER: dict[str, Any] = {
+    "patient_id": "P-MATRIX-1",
+    "patient_name": "Hong^Gildong",
+    "accession_number": "MATRIX-ACC",
+    "modality": "CR",
+    "scheduled_start": "2026-12-01T09:30:00+09:00",
+    "procedure_code": "CXR-PA",
+    "procedure_meaning": "Chest PA",
+}
+
+
+def _order(services: Services, site: int) -> int:
+    new = service.NewOrder(
+        patient_id="P-MATRIX-0",
+        patient_name="Kim^Minsu",
+        accession_number="MATRIX-ACC-0",
+        modality="CR",
+        scheduled_start=datetime.fromisoformat("2026-12-01T09:00:00+09:00"),
+        procedure=service.Procedure("CXR-PA", "Chest PA"),
+    )
+    ring = service.keyring(services.site_keys, site)
+    with write_transaction(services.engine) as conn:
+        return service.create(conn, ring, new).id
 
 
 @pytest.fixture
@@ -521,6 +574,7 @@ def world(services: Services, settings: Settings) -> World:
         pseudonym=pseudonym,
         held=held_view.id,
         held_sop=held_view.sop_uid,
+        order=_order(services, site_a),
         jwks={"keys": [{**jwk, "alg": "ES384", "kid": "k1"}]},
         credentials=credentials,
         cookies=cookies,
@@ -542,7 +596,9 @@ def _url(call: Call, world: World) -> str:
         event_id=world.audit_event_a,
         held_id=world.held,
         study_uid=world.study,
+        series_uid=world.series,
         sop_uid=world.sop,
+        order_id=world.order,
     )
     if path == "/fhir/AuditEvent":
         return f"{path}?entity={world.study}&_count=500"

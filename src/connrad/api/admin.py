@@ -39,6 +39,7 @@ class _Body(BaseModel):
 
 DeidPolicy = Literal["identified", "pseudonymized", "anonymized"]
 PixelPolicy = Literal["clean", "hold", "pass"]
+QcPolicy = Literal["quarantine", "accept"]
 
 
 class SiteIn(_Body):
@@ -46,6 +47,7 @@ class SiteIn(_Body):
     name: str = Field(min_length=1, max_length=256)
     deid_policy: DeidPolicy = "pseudonymized"
     pixel_policy: PixelPolicy = "clean"
+    qc_policy: QcPolicy = "quarantine"
 
 
 class SitePatch(_Body):
@@ -53,6 +55,7 @@ class SitePatch(_Body):
     disabled: bool | None = None
     deid_policy: DeidPolicy | None = None
     pixel_policy: PixelPolicy | None = None
+    qc_policy: QcPolicy | None = None
 
 
 class DeviceIn(_Body):
@@ -169,7 +172,9 @@ def create_site(
         caller,
         "site",
         "create",
-        lambda c: admin.create_site(c, body.code, body.name, body.deid_policy, body.pixel_policy),
+        lambda c: admin.create_site(
+            c, body.code, body.name, body.deid_policy, body.pixel_policy, body.qc_policy
+        ),
         lambda s: s["id"],
     )
     return admin.as_json(site)
@@ -192,6 +197,7 @@ def update_site(
             disabled=body.disabled,
             deid_policy=body.deid_policy,
             pixel_policy=body.pixel_policy,
+            qc_policy=body.qc_policy,
         ),
         lambda s: s["id"],
     )

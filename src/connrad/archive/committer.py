@@ -20,6 +20,7 @@ from connrad.audit.log import AuditRecord
 from connrad.db.batching import BatchWriter
 from connrad.db.transaction import write_transaction
 from connrad.dicom.parse import InstanceHeader
+from connrad.qc.findings import Finding
 from connrad.storage import StagedBlob
 
 if TYPE_CHECKING:
@@ -51,6 +52,8 @@ class _Request:
     staged: StagedBlob
     source: Source
     vault_rows: tuple[object, ...] = ()
+    findings: tuple[Finding, ...] = ()
+    identity_fp: str | None = None
 
 
 class IndexCommitter:
@@ -68,8 +71,13 @@ class IndexCommitter:
         staged: StagedBlob,
         source: Source,
         vault_rows: tuple[object, ...] = (),
+        *,
+        findings: tuple[Finding, ...] = (),
+        identity_fp: str | None = None,
     ) -> tuple[Outcome, str]:
-        return self._writer.submit(_Request(header, staged, source, vault_rows))
+        return self._writer.submit(
+            _Request(header, staged, source, vault_rows, findings, identity_fp)
+        )
 
     def _commit(self, batch: list[_Request]) -> list[tuple[Outcome, str]]:
         outcomes: list[tuple[Outcome, str]] = []
@@ -97,10 +105,17 @@ class IndexCommitter:
             savepoint = conn.begin_nested()
             try:
                 stored = index.add_instance(
-                    conn, request.header, request.staged, request.source, pending
+                    conn,
+                    request.header,
+                    request.staged,
+                    request.source,
+                    pending,
+                    identity_fp=request.identity_fp,
                 )
-                if request.vault_rows:
-                    stored = replace(stored, vault_rows=request.vault_rows)
+                if request.vault_rows or request.findings:
+                    stored = replace(
+                        stored, vault_rows=request.vault_rows, findings=request.findings
+                    )
                 for follow_up in self.follow_ups:
                     follow_up(conn, stored)
             except index.OwnershipConflict as exc:

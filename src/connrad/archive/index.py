@@ -134,6 +134,8 @@ def add_instance(
     staged: StagedBlob,
     source: Source,
     parents: PendingParents,
+    *,
+    identity_fp: str | None = None,
 ) -> StoredInstance:
     from connrad.archive.ingest import StoredInstance
 
@@ -159,6 +161,7 @@ def add_instance(
             sha256=staged.sha256,
             blob_key=staged.key,
             door=source.door,
+            identity_fp=identity_fp,
             received_at=now,
         ),
     ).scalar_one()

@@ -20,12 +20,14 @@ from sqlalchemy import Connection, Engine
 
 from connrad.archive.committer import IndexCommitter, Outcome
 from connrad.archive.status import StoreStatus
-from connrad.dicom.parse import InstanceHeader, ParseError, read_header
+from connrad.dicom.parse import InstanceHeader, ParseError, read_header, read_instance
 from connrad.dicom.uids import is_storage_sop_class
+from connrad.qc.findings import Finding, burned_in_suspected
 from connrad.storage import BlobStore, StagedBlob
 
 if TYPE_CHECKING:
     from connrad.deid.pipeline import Prepared, SiteDeidentifier
+    from connrad.qc.gate import FastQuality
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +58,8 @@ class StoredInstance:
     new_series: bool
     # Sealed identity records (deid.records.VaultRow) to write in the same transaction.
     vault_rows: tuple[object, ...] = field(default=())
+    # Fast quality findings (warnings: failures are not stored) to record with it.
+    findings: tuple[Finding, ...] = field(default=())
 
 
 # Follow-up hooks run inside the indexing transaction and enqueue their jobs there.
@@ -80,6 +84,7 @@ class IngestResult:
     duplicate: bool = False
     received_sop_instance_uid: str = ""
     held: bool = False  # stored, but held out of the archive (pixel cleaning or review)
+    findings: list[Finding] = field(default_factory=list)  # fast quality checks
 
     @property
     def stored(self) -> bool:
@@ -101,30 +106,51 @@ class IngestService:
         self.deidentifier = deidentifier
         # Keeps an instance at risk of burned-in identity out of the archive (deid.held).
         self.hold: Callable[[Prepared, Source], IngestResult] | None = None
+        # The fast quality checks (connrad.qc.gate); None skips them (tools, tests).
+        self.quality: FastQuality | None = None
         self.follow_ups: list[FollowUp] = []
         self.committer = IndexCommitter(engine, self.follow_ups)
 
     def ingest(
-        self, staged: StagedBlob, source: Source, *, expected_study_uid: str | None = None
+        self,
+        staged: StagedBlob,
+        source: Source,
+        *,
+        expected_study_uid: str | None = None,
+        declared_sha256: str | None = None,
     ) -> IngestResult:
         """Ingest one staged file; the staged file is consumed (committed or discarded).
 
+        ``declared_sha256``: the digest the sender declared for the bytes (hex), verified.
         Thread-safe: doors call it from many threads at once; the index writes of concurrent
         calls are grouped into shared transactions.
         """
         staged_files = [staged]
         try:
-            return self._ingest(staged_files, source, expected_study_uid)
+            return self._ingest(staged_files, source, expected_study_uid, declared_sha256)
         finally:
             for each in staged_files:
                 self.blobs.discard(each)  # no-op once committed (moved away)
 
     def _ingest(
-        self, staged_files: list[StagedBlob], source: Source, expected_study_uid: str | None
+        self,
+        staged_files: list[StagedBlob],
+        source: Source,
+        expected_study_uid: str | None,
+        declared_sha256: str | None,
     ) -> IngestResult:
         staged = staged_files[0]
+        quality = self.quality
+        if quality is not None:
+            rejected = quality.check_transfer(staged, declared_sha256)
+            if rejected is not None and rejected.failure is not None:
+                status, reason = rejected.failure
+                return IngestResult(status, reason, findings=rejected.findings)
         try:
-            header = read_header(staged.path)
+            if quality is None:
+                header, dataset = read_header(staged.path), None
+            else:
+                header, dataset = read_instance(staged.path)
         except ParseError as exc:
             return IngestResult(StoreStatus.CANNOT_UNDERSTAND, str(exc))
         result = IngestResult(
@@ -139,6 +165,14 @@ class IngestService:
         if rejection:
             result.status, result.reason = rejection
             return result
+        identity_fp: str | None = None
+        if quality is not None and dataset is not None:
+            verdict = quality.check(dataset, header, staged)
+            result.findings = verdict.findings
+            if verdict.failure is not None:
+                result.status, result.reason = verdict.failure
+                return result
+            identity_fp = quality.identity_fingerprint(header, source.site_id)
         vault_rows: tuple[object, ...] = ()
         if self.deidentifier is not None:
             from connrad.deid.pipeline import IDENTIFIED, DeidentificationError
@@ -161,6 +195,7 @@ class IngestService:
                         return result
                     held = self.hold(prepared, source)
                     held.received_sop_instance_uid = result.received_sop_instance_uid
+                    held.findings = [*result.findings, burned_in_suspected(prepared.hold)]
                     return held
         try:
             self.blobs.commit(staged)
@@ -170,7 +205,14 @@ class IngestService:
             return result
         # A blob left unreferenced (rejected duplicate, conflict) is never deleted here: a
         # concurrent ingest in another process may be indexing the same content right now.
-        outcome, reason = self.committer.submit(header, staged, source, vault_rows)
+        outcome, reason = self.committer.submit(
+            header,
+            staged,
+            source,
+            vault_rows,
+            findings=tuple(result.findings),
+            identity_fp=identity_fp,
+        )
         result.reason = reason
         if outcome is Outcome.SAME_CONTENT:
             result.duplicate = True

@@ -9,7 +9,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from connrad.db.base import Base, BigIntPK, UTCDateTime
@@ -62,6 +71,10 @@ class Study(Base):
     size_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     first_received_at: Mapped[datetime] = mapped_column(UTCDateTime())
     last_received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Quality control (connrad.qc): pending | pass | warn | fail, and the quarantine flag.
+    qc_status: Mapped[str] = mapped_column(String(8), default="pending")
+    qc_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    quarantined: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class Series(Base):
@@ -79,6 +92,7 @@ class Series(Base):
     num_instances: Mapped[int] = mapped_column(Integer, default=0)
     first_received_at: Mapped[datetime] = mapped_column(UTCDateTime())
     last_received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    qc_status: Mapped[str] = mapped_column(String(8), default="pending")
 
 
 class Instance(Base):
@@ -102,4 +116,7 @@ class Instance(Base):
     blob_key: Mapped[str] = mapped_column(String(255))
     door: Mapped[str] = mapped_column(String(16))  # stow | dimse | upload | edge | demo
     warnings: Mapped[list[dict[str, object]] | None] = mapped_column(JSON, nullable=True)
+    # Keyed fingerprint of the patient identity as received (before de-identification), so
+    # deep QC can tell two patients mixed in one study without keeping the identity.
+    identity_fp: Mapped[str | None] = mapped_column(String(32), nullable=True)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -36,6 +36,7 @@ from connrad.deid.models import HeldInstance
 from connrad.deid.pipeline import Prepared
 from connrad.dicom.parse import ParseError, read_header
 from connrad.jobs import queue
+from connrad.qc.findings import burned_in_suspected
 
 if TYPE_CHECKING:
     from connrad.services import Services
@@ -253,7 +254,9 @@ def _release(services: Services, row: Any, data: bytes) -> None:
         header = read_header(staged.path)
         services.blobs.commit(staged)
         source = Source(int(row.site_id), row.device_id, str(row.door))
-        outcome, _ = services.ingest.committer.submit(header, staged, source)
+        outcome, _ = services.ingest.committer.submit(
+            header, staged, source, findings=(burned_in_suspected(str(row.state)),)
+        )
     except ParseError as exc:
         _set_state(services, row.id, HELD, f"release failed: {exc}"[:256])
         return

@@ -101,10 +101,23 @@ class InstanceHeader:
 
 
 def read_header(path: Path) -> InstanceHeader:
+    return _read(path, _SPECIFIC_TAGS)[0]
+
+
+def read_instance(path: Path) -> tuple[InstanceHeader, Dataset]:
+    """The header and the whole data set (values over 2 KiB deferred, so pixels stay on disk).
+
+    Parsing is lazy: elements are decoded when read, so a caller that looks at a few
+    attributes pays for those only. The ingest pipeline's quality checks read the data set.
+    """
+    return _read(path, None)
+
+
+def _read(path: Path, tags: list[Any] | None) -> tuple[InstanceHeader, Dataset]:
     try:
-        ds = pydicom.dcmread(path, defer_size=_DEFER, specific_tags=_SPECIFIC_TAGS)
+        ds = pydicom.dcmread(path, defer_size=_DEFER, specific_tags=tags)
     except InvalidDicomError:
-        ds = _read_without_preamble(path)
+        ds = _read_without_preamble(path, tags)
     except Exception as exc:  # pydicom raises many types for malformed input
         raise ParseError(f"unreadable DICOM data ({type(exc).__name__})") from exc
     try:
@@ -114,21 +127,21 @@ def read_header(path: Path) -> InstanceHeader:
         if transfer_syntax != DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN:
             # In a deflated file, value offsets refer to the inflated stream.
             _check_pixel_extent(ds, path)
-        return _header(ds, transfer_syntax)
+        return _header(ds, transfer_syntax), ds
     except ParseError:
         raise
     except Exception as exc:
         raise ParseError(f"undecodable DICOM attributes ({type(exc).__name__})") from exc
 
 
-def _read_without_preamble(path: Path) -> Dataset:
+def _read_without_preamble(path: Path, tags: list[Any] | None) -> Dataset:
     """Some writers omit the 128-byte preamble but keep the file meta: accept those."""
     with open(path, "rb") as handle:
         starts_with_meta = handle.read(2) == b"\x02\x00"  # group 0002, little endian
     if not starts_with_meta:
         raise ParseError("not a DICOM Part 10 file (no DICM prefix and no file meta)")
     try:
-        ds = pydicom.dcmread(path, defer_size=_DEFER, force=True, specific_tags=_SPECIFIC_TAGS)
+        ds = pydicom.dcmread(path, defer_size=_DEFER, force=True, specific_tags=tags)
     except Exception as exc:
         raise ParseError(f"unreadable DICOM data ({type(exc).__name__})") from exc
     if "TransferSyntaxUID" not in ds.file_meta:

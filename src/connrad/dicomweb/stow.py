@@ -24,6 +24,8 @@ from connrad.dicomweb.deps import BaseDep, ServicesDep
 from connrad.dicomweb.multipart import Event, MultipartError, MultipartParser, parse_media_type
 from connrad.dicomweb.responses import dicom_json, problem
 from connrad.identity.caller import Caller
+from connrad.qc.digest import DigestError, expected_sha256
+from connrad.qc.response import qc_elements
 from connrad.services import Services
 from connrad.storage import BlobStore, StagedBlob, StagingWriter
 
@@ -58,8 +60,9 @@ class _PartSink:
     worker thread; a part smaller than that reaches the disk only in its ingest thread.
     """
 
-    def __init__(self, blobs: BlobStore) -> None:
+    def __init__(self, blobs: BlobStore, declared_sha256: str | None = None) -> None:
         self._blobs = blobs
+        self.declared_sha256 = declared_sha256
         self._buffer = bytearray()
         self._writer: StagingWriter | None = None
         self.size = 0
@@ -117,7 +120,12 @@ async def _store(
         try:
 
             def run() -> IngestResult:
-                return ingest.ingest(part.finish(), source, expected_study_uid=study)
+                return ingest.ingest(
+                    part.finish(),
+                    source,
+                    expected_study_uid=study,
+                    declared_sha256=part.declared_sha256,
+                )
 
             return await to_thread.run_sync(run)
         finally:
@@ -127,8 +135,8 @@ async def _store(
         async for chunk in request.stream():
             for event, payload in parser.feed(chunk):
                 if event is Event.PART_BEGIN:
-                    rejected = _check_part(payload)  # type: ignore[arg-type]
-                    sink = None if rejected else _PartSink(blobs)
+                    rejected, declared = _check_part(payload)  # type: ignore[arg-type]
+                    sink = None if rejected else _PartSink(blobs, declared)
                 elif event is Event.DATA:
                     if sink is not None and sink.add(payload):  # type: ignore[arg-type]
                         await to_thread.run_sync(sink.flush)
@@ -187,11 +195,15 @@ async def _failed(failure: _Failure) -> IngestResult:
     return IngestResult(failure.status, failure.reason)
 
 
-def _check_part(headers: dict[str, str]) -> _Failure | None:
+def _check_part(headers: dict[str, str]) -> tuple[_Failure | None, str | None]:
+    """A failure for a part that cannot be stored, else the SHA-256 it declares (if any)."""
     content_type = parse_media_type(headers.get("content-type", "application/dicom")).type
     if content_type != "application/dicom":
-        return _Failure(StoreStatus.CANNOT_UNDERSTAND, "part is not application/dicom")
-    return None
+        return _Failure(StoreStatus.CANNOT_UNDERSTAND, "part is not application/dicom"), None
+    try:
+        return None, expected_sha256(headers)
+    except DigestError as exc:
+        return _Failure(StoreStatus.CANNOT_UNDERSTAND, str(exc)), None
 
 
 def _response(
@@ -213,6 +225,7 @@ def _response(
         else:
             item["00081197"] = {"vr": "US", "Value": [int(result.status)]}
             failed.append(item)
+        item.update(qc_elements(result.findings))
     if broken:
         failed.append({"00081197": {"vr": "US", "Value": [int(StoreStatus.CANNOT_UNDERSTAND)]}})
     body: dict[str, Any] = {}

@@ -19,14 +19,16 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
+from pydicom.dataset import Dataset
 from pydicom.uid import AllTransferSyntaxes
 from pynetdicom import AE, AllStoragePresentationContexts, _config, evt
 
-from connrad.archive.ingest import Source
+from connrad.archive.ingest import IngestResult, Source
 from connrad.archive.status import StoreStatus
 from connrad.audit.log import AuditRecord
 from connrad.dimse.server import caller_of
 from connrad.identity.policy import Action, allows
+from connrad.qc.findings import Severity
 from connrad.services import Services
 from connrad.storage import StagedBlob
 
@@ -49,7 +51,7 @@ def register(ae: AE, services: Services) -> list[tuple[Any, Callable[..., Any]]]
     return [(evt.EVT_C_STORE, partial(handle_store, services))]
 
 
-def handle_store(services: Services, event: Any) -> int:
+def handle_store(services: Services, event: Any) -> int | Dataset:
     caller = caller_of(event)
     address = str(event.assoc.requestor.address)
     if caller.site_id is None or not allows(caller, Action.STORE, caller.site_id):
@@ -66,7 +68,19 @@ def handle_store(services: Services, event: Any) -> int:
         # Stored instances are audited in the index transaction; refusals here.
         _audit_refusal(services, caller.actor, caller.site_id, address, int(result.status))
         log.info("C-STORE refused: 0x%04X %s", int(result.status), result.reason)
-    return int(result.status)
+    return _status(result)
+
+
+def _status(result: IngestResult) -> int | Dataset:
+    """The status, with the failing (or first) QC finding as Error Comment (PS3.7 C.4)."""
+    if not result.findings or not (result.status.is_failure or result.status.is_warning):
+        return int(result.status)
+    status = Dataset()
+    status.Status = int(result.status)
+    failing = [f for f in result.findings if f.severity is Severity.FAIL]
+    first = (failing or result.findings)[0]
+    status.ErrorComment = f"{first.code}: {first.message}"[:64]
+    return status
 
 
 def _stage(services: Services, event: Any) -> StagedBlob:

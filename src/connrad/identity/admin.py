@@ -21,6 +21,7 @@ from connrad.identity import sessions as session_store
 from connrad.identity.caller import Role
 from connrad.identity.models import ApiKey, Device, ReadingGrant, Site, User
 from connrad.identity.oauth import ASSERTION_ALGORITHMS, MIN_RSA_BITS
+from connrad.qc.policy import QC_POLICIES
 
 sites_t, devices_t, keys_t = Site.__table__, Device.__table__, ApiKey.__table__
 users_t, grants_t = User.__table__, ReadingGrant.__table__
@@ -64,15 +65,23 @@ def _check_pixel_policy(policy: str) -> str:
     return policy
 
 
+def _check_qc_policy(policy: str) -> str:
+    if policy not in QC_POLICIES:
+        raise AdminError(f"QC policy: one of {', '.join(QC_POLICIES)}")
+    return policy
+
+
 def create_site(
     conn: Connection,
     code: str,
     name: str,
     deid_policy: str = "pseudonymized",
     pixel_policy: str = "clean",
+    qc_policy: str = "quarantine",
 ) -> dict[str, Any]:
     _check_policy(deid_policy)
     _check_pixel_policy(pixel_policy)
+    _check_qc_policy(qc_policy)
     if not _CODE.match(code):
         raise AdminError("site code: lower-case letters, digits and '-', at most 63")
     if not name.strip():
@@ -87,6 +96,7 @@ def create_site(
                     disabled=False,
                     deid_policy=deid_policy,
                     pixel_policy=pixel_policy,
+                    qc_policy=qc_policy,
                     created_at=utcnow(),
                 )
                 .returning(sites_t.c.id)
@@ -125,9 +135,12 @@ def update_site(
     disabled: bool | None = None,
     deid_policy: str | None = None,
     pixel_policy: str | None = None,
+    qc_policy: str | None = None,
 ) -> dict[str, Any]:
     get_site(conn, site_id)
     values: dict[str, Any] = {}
+    if qc_policy is not None:
+        values["qc_policy"] = _check_qc_policy(qc_policy)
     if deid_policy is not None:
         values["deid_policy"] = _check_policy(deid_policy)
     if pixel_policy is not None:

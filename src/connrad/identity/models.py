@@ -28,6 +28,8 @@ class Site(Base):
     deid_policy: Mapped[str] = mapped_column(String(16), default="pseudonymized")
     # clean | hold | pass: what happens to images at risk of burned-in identity
     pixel_policy: Mapped[str] = mapped_column(String(16), default="clean")
+    # quarantine | accept: what happens to a study that fails quality control
+    qc_policy: Mapped[str] = mapped_column(String(16), default="quarantine")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 

@@ -73,6 +73,15 @@ def test_sites(cli: Cli) -> None:
     assert {s["code"]: s for s in listed(cli, "site")}["north-clinic"]["disabled"] is False
 
 
+def test_site_qc_policy(cli: Cli) -> None:
+    ok(cli("site", "create", "east-clinic", "East clinic"))
+    assert {s["code"]: s for s in listed(cli, "site")}["east-clinic"]["qc_policy"] == "quarantine"
+    assert "QC accept" in ok(cli("site", "qc", "east-clinic", "accept"))
+    assert {s["code"]: s for s in listed(cli, "site")}["east-clinic"]["qc_policy"] == "accept"
+    refused = cli("site", "qc", "east-clinic", "ignore")
+    assert refused.exit_code == 1 and "quarantine, accept" in refused.output
+
+
 def test_device_key_authenticates_in_the_app(
     cli: Cli, anonymous_client: TestClient, services: Services
 ) -> None:

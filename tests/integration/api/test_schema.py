@@ -196,8 +196,12 @@ def _datasets() -> list[pydicom.Dataset]:
         StudyInstanceUID=_uid("other study"),
         SeriesInstanceUID=_uid("other series"),
         SOPInstanceUID=_uid("no pixels"),
+        SOPClassUID="1.2.840.10008.5.1.4.1.1.88.11",  # Basic Text SR: no pixel data by design
+        Modality="SR",
     )
     for keyword in ("PixelData", "Rows", "Columns", "BitsAllocated", "BitsStored", "HighBit"):
+        delattr(no_pixels, keyword)
+    for keyword in ("SamplesPerPixel", "PhotometricInterpretation", "PixelRepresentation"):
         delattr(no_pixels, keyword)
     return [image, frames, rle, no_pixels]
 

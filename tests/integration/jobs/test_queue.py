@@ -88,9 +88,9 @@ def test_ingest_enqueues_thumbnail_and_worker_renders_it(services: Services) -> 
     result = services.ingest.ingest(writer.finish(), Source(services.local_site_id, None, "t"))
     assert result.stored
     with services.engine.connect() as conn:
-        (kind,) = conn.execute(select(jobs.c.kind)).scalars().all()
-    assert kind == THUMBNAIL_JOB
+        kinds = set(conn.execute(select(jobs.c.kind)).scalars().all())
+    assert kinds == {THUMBNAIL_JOB, "qc.series"}  # the series' deep quality checks too
     with write_transaction(services.engine) as conn:
-        conn.execute(update(jobs).values(run_after=utcnow()))
+        conn.execute(update(jobs).where(jobs.c.kind == THUMBNAIL_JOB).values(run_after=utcnow()))
     assert services.worker().run_once() == 1
     assert thumbnail_path(services, result.study_uid).read_bytes().startswith(b"\xff\xd8")

@@ -12,7 +12,6 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from connrad.api import orders as orders_api
 from connrad.app import create_app
 from connrad.audit.models import AuditEvent
 from connrad.db.base import utcnow
@@ -88,7 +87,6 @@ def callers(settings: Settings, services: Services) -> Iterator[Callers]:
         _, key = admin.issue_api_key(conn, device["id"])
     headers["device_a"] = {"Authorization": f"Bearer {key}"}
     app = create_app(settings, services)
-    app.include_router(orders_api.router)  # app.py wires it in; this test needs no edit there
     with TestClient(app) as http:
         yield Callers(http, site_a, site_b, headers, cookies)
 
