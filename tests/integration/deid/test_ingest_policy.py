@@ -28,6 +28,7 @@ from connrad.identity import admin
 from connrad.identity import sessions as session_store
 from connrad.identity.caller import Role
 from connrad.identity.models import User
+from connrad.qc.response import findings_from
 from connrad.services import Services
 from connrad.settings import Settings
 from tests.conftest import device_api_key, set_site_policy
@@ -331,7 +332,10 @@ def test_hold_policy_waits_for_a_person(
     clinic: Clinic, services: Services, tesseract: None
 ) -> None:
     set_site_policy(services, clinic.site_id, "pseudonymized", "hold")
-    assert clinic.stow(_screenshot()).status_code == 202
+    stored = clinic.stow(_screenshot())
+    assert stored.status_code == 202
+    (item,) = stored.json()["00081199"]["Value"]
+    assert "deid.burned-in-suspected" in {f["code"] for f in findings_from(item)}
     listed = clinic.http.get("/api/held", headers=clinic.admin)
     assert listed.status_code == 200
     (entry,) = listed.json()
@@ -341,7 +345,9 @@ def test_hold_policy_waits_for_a_person(
         f"/api/held/{entry['id']}/release", json={"clean": False}, headers=clinic.admin
     )
     assert released.json()["state"] == "released"
-    assert len(clinic.http.get("/dicomweb/studies", headers=clinic.device).json()) == 1
+    (study,) = clinic.http.get("/dicomweb/studies", headers=clinic.device).json()
+    qc = clinic.http.get(f"/api/studies/{study['0020000D']['Value'][0]}/qc", headers=clinic.device)
+    assert "deid.burned-in-suspected" in {f["code"] for f in qc.json()["findings"]}
 
 
 def test_discarded_held_image_is_gone(clinic: Clinic, services: Services) -> None:
