@@ -91,7 +91,8 @@ def burned_in_suspected(hold: str | None) -> Finding:
     """The de-identification step held the image: text may be burned into its pixels."""
     return warn(
         "deid.burned-in-suspected",
-        "the image may carry burned-in text; it is held until its pixels are cleaned or reviewed",
+        "the image may carry burned-in text: it is kept out of the archive until Clean Pixel "
+        "Data or a person's review releases it",
         "BurnedInAnnotation",
         hold=hold or "",
     )
