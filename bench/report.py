@@ -160,6 +160,14 @@ def print_summary(results: dict[str, Any]) -> None:
     if results.get("cstore"):
         console.print(cstore_table(results["cstore"]))
         console.print("C-STORE: one storescu association per run; c/O > 1 means connrad is faster.")
+    if results.get("backup"):
+        row = results["backup"]
+        console.print(
+            f"PACS backup of {row['instances']} CT slices to Orthanc: direct storescu "
+            f"{row['direct_per_s']} inst/s; connrad backup {row['backup_sent_per_s']} inst/s "
+            f"acknowledged ({row['ratio_sent']}x), {row['backup_confirmed_per_s']} inst/s "
+            f"confirmed ({row['ratio_confirmed']}x). Target 0.8x."
+        )
     for problem in results["problems"]:
         console.print(f"[red]PROBLEM[/red] {problem}")
 

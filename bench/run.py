@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import report
+from bench.backup import backup_phase
 from bench.connrad_server import connrad_server
 from bench.cstore import cstore_phase
 from bench.data import ct_payloads, qido_workload
@@ -66,6 +67,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--cstore-instances", type=int, default=1400, help="CT slices for the C-STORE phase"
     )
     parser.add_argument("--skip-deid", action="store_true", help="skip the de-identification phase")
+    parser.add_argument("--skip-backup", action="store_true", help="skip the PACS backup phase")
+    parser.add_argument(
+        "--backup-instances", type=int, default=1400, help="CT slices for the backup phase"
+    )
     parser.add_argument("--deid-instances", type=int, default=400, help="CT slices for --deid")
     return parser.parse_args(argv)
 
@@ -232,6 +237,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 wait_quiet(servers, timeout=QUIET_TIMEOUT_S)
                 orthanc = next((s for s in servers if s.name == "Orthanc"), None)
                 deid_phase(args.deid_instances, results, orthanc)
+            if not args.skip_backup:
+                wait_quiet(servers, timeout=QUIET_TIMEOUT_S)
+                backup_phase(args.backup_instances, results)
         except Exception as exc:
             results["problems"].append(f"aborted: {type(exc).__name__}: {exc}")
             raise

@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse, Response
 
 from connrad import __version__, openapi
 from connrad.access import PublicCaller, audit_refusal, auth_error_response
-from connrad.api import admin, auth, identity, oauth, orders, qc
+from connrad.api import admin, auth, identity, oauth, orders, qc, routing
 from connrad.audit.log import AuditUnavailable
 from connrad.body_limits import BodyLimits
 from connrad.dicomweb import qido, stow, wado, wado_uri
@@ -34,6 +34,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         built = services or build_services(settings, migrate=False)
         app.state.services = built
         worker = built.worker() if settings.run_workers else None
+        senders = built.backup_workers() if settings.run_workers else []
         if worker is not None:
             worker.start_thread()
         try:
@@ -41,6 +42,8 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         finally:
             if worker is not None:
                 worker.stop()
+            for sender in senders:
+                sender.stop()
             if services is None:
                 built.close()
 
@@ -75,6 +78,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         identity.held_router,
         qc.router,
         orders.router,
+        routing.router,
         audit_event.router,
     ):
         app.include_router(router)

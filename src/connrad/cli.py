@@ -11,6 +11,8 @@ from rich.console import Console
 
 from connrad.cli_admin import admin_app, print_demo_viewer_key, print_first_admin
 from connrad.cli_deid import deid
+from connrad.cli_orders import orders_app
+from connrad.cli_queue import queue_app
 from connrad.cli_vault import vault_app
 from connrad.settings import Settings
 
@@ -25,6 +27,8 @@ audit_app = typer.Typer(help="The audit trail.")
 app.add_typer(audit_app, name="audit")
 app.add_typer(admin_app, name="admin")
 app.add_typer(vault_app, name="vault")
+app.add_typer(orders_app, name="orders")
+app.add_typer(queue_app, name="queue")
 app.command("deid")(deid)
 console = Console()
 
@@ -33,6 +37,8 @@ def _logging(level: str) -> None:
     logging.basicConfig(
         level=level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
+    # httpx logs every request line at INFO: DICOMweb paths carry study and instance UIDs.
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLevelName(level.upper())))
 
 
 @app.command()
@@ -125,13 +131,16 @@ def dimse(log_level: Annotated[str, typer.Option()] = "info") -> None:
 
 @app.command()
 def worker(log_level: Annotated[str, typer.Option()] = "info") -> None:
-    """Run job workers in this process (several may run at once)."""
+    """Run job workers and backup senders in this process (several may run at once)."""
     from connrad.services import build_services
 
     _logging(log_level)
     services = build_services(Settings())
+    senders = services.backup_workers()
     with contextlib.suppress(KeyboardInterrupt):
         services.worker().run_forever()
+    for sender in senders:
+        sender.stop()
 
 
 @app.command()

@@ -22,12 +22,23 @@ from connrad.services import Services, build_services
 from connrad.settings import Settings
 
 destination_app = typer.Typer(
-    help="Destinations: DICOM peers a site's data may be sent to (C-MOVE).",
+    help="Destinations: the PACS and peers a site's data may be sent to (backup, C-MOVE).",
     no_args_is_help=True,
 )
 console = Console()
 
-_COLUMNS = ["id", "site_id", "name", "kind", "ae_title", "host", "port", "tls", "trusted", "paused"]
+_COLUMNS = [
+    "id",
+    "site_id",
+    "name",
+    "kind",
+    "ae_title",
+    "host",
+    "port",
+    "url",
+    "trusted",
+    "paused",
+]
 
 
 def _services() -> Services:
@@ -38,29 +49,54 @@ def _services() -> Services:
 def create(
     site: Annotated[str, typer.Argument(help="Site code.")],
     name: str,
-    ae_title: Annotated[str, typer.Option("--ae", help="The destination's AE title.")],
-    host: Annotated[str, typer.Option(help="Host name or address.")],
-    port: Annotated[int, typer.Option(help="TCP port.")],
+    ae_title: Annotated[str | None, typer.Option("--ae", help="DICOM: the AE title.")] = None,
+    host: Annotated[str | None, typer.Option(help="DICOM: host name or address.")] = None,
+    port: Annotated[int | None, typer.Option(help="DICOM: TCP port.")] = None,
     tls: Annotated[bool, typer.Option("--tls", help="Connect with DICOM TLS.")] = False,
+    url: Annotated[str | None, typer.Option(help="DICOMweb: the service root URL.")] = None,
+    auth: Annotated[str, typer.Option(help="DICOMweb: basic | bearer.")] = "",
+    secret: Annotated[
+        str, typer.Option(help="DICOMweb: user:password or the token.", envvar="CONNRAD_SECRET")
+    ] = "",
     trusted: Annotated[
-        bool, typer.Option("--trusted", help="May receive the site's identified data.")
+        bool, typer.Option("--trusted", help="The site's own PACS: receives identified data.")
+    ] = False,
+    backup: Annotated[
+        bool, typer.Option("--backup/--no-backup", help="Back up every study of the site here.")
     ] = False,
 ) -> None:
-    """Register a DICOM destination (an AE) for a site's C-MOVE requests."""
+    """Register a destination: DICOM (--ae --host --port) or DICOMweb (--url)."""
+    if (url is None) == (ae_title is None or host is None or port is None):
+        console.print("give either --url, or --ae, --host and --port", style="red")
+        raise typer.Exit(1)
     services = _services()
     try:
         with write_transaction(services.engine) as conn:
             site_id = int(admin.site_by_code(conn, site)["id"])
-            view = destinations.create_dicom(
-                conn,
-                site_id,
-                name,
-                ae_title=ae_title,
-                host=host,
-                port=port,
-                tls=tls,
-                trusted=trusted,
-            )
+            if url is not None:
+                view = destinations.create_dicomweb(
+                    conn,
+                    site_id,
+                    name,
+                    url=url,
+                    auth_kind=auth,
+                    auth_secret=secret,
+                    trusted=trusted,
+                    backup=backup,
+                )
+            else:
+                assert ae_title is not None and host is not None and port is not None
+                view = destinations.create_dicom(
+                    conn,
+                    site_id,
+                    name,
+                    ae_title=ae_title,
+                    host=host,
+                    port=port,
+                    tls=tls,
+                    trusted=trusted,
+                    backup=backup,
+                )
         services.audit.record(
             AuditRecord(
                 actor="system:cli",
@@ -105,3 +141,86 @@ def ls(
     for row in rows:
         table.add_row(*("" if row[c] is None else escape(str(row[c])) for c in _COLUMNS))
     console.print(table)
+
+
+def _audited(services: Services, action: str, site_id: int, detail: dict[str, object]) -> None:
+    services.audit.record(
+        AuditRecord(
+            actor="system:cli",
+            source="cli",
+            action=action,
+            resource="destination",
+            outcome=200,
+            site_id=site_id,
+            detail=detail,
+        )
+    )
+
+
+@destination_app.command("test")
+def test(destination_id: int) -> None:
+    """C-ECHO a DICOM destination, or probe a DICOMweb one (QIDO-RS)."""
+    from connrad.routing.senders.base import probe
+
+    services = _services()
+    try:
+        with services.engine.connect() as conn:
+            spec = destinations.spec_of(conn, destination_id)
+        ok, detail = probe(spec, calling_ae=services.settings.ae_title)
+        _audited(services, "execute", spec.site_id, {"id": destination_id, "ok": ok})
+    except admin.AdminError as exc:
+        console.print(escape(str(exc)), style="red")
+        raise typer.Exit(1) from None
+    finally:
+        services.close()
+    console.print(f"{'ok' if ok else 'failed'}: {escape(detail)}", style=None if ok else "red")
+    if not ok:
+        raise typer.Exit(1)
+
+
+def _set_paused(destination_id: int, paused: bool) -> None:
+    services = _services()
+    try:
+        with write_transaction(services.engine) as conn:
+            view = destinations.set_paused(conn, destination_id, paused)
+        _audited(services, "update", int(view["site_id"]), {"id": destination_id, "paused": paused})
+    except admin.AdminError as exc:
+        console.print(escape(str(exc)), style="red")
+        raise typer.Exit(1) from None
+    finally:
+        services.close()
+    console.print(f"destination {destination_id} {'paused' if paused else 'resumed'}")
+
+
+@destination_app.command("pause")
+def pause(destination_id: int) -> None:
+    """Send nothing to a destination until it is resumed (deliveries wait)."""
+    _set_paused(destination_id, True)
+
+
+@destination_app.command("resume")
+def resume(destination_id: int) -> None:
+    """Resume a paused destination (and close its circuit breaker)."""
+    _set_paused(destination_id, False)
+
+
+@destination_app.command("rule")
+def rule(
+    destination_id: int,
+    modality: Annotated[str, typer.Option(help="Only this modality (empty: every one).")] = "",
+    qc: Annotated[str, typer.Option(help="any | checked | passed")] = "any",
+) -> None:
+    """Add a routing rule: what of the destination's site is sent there."""
+    from connrad.routing import rules
+
+    services = _services()
+    try:
+        with write_transaction(services.engine) as conn:
+            view = rules.create(conn, destination_id, modality=modality, qc=qc)
+        _audited(services, "create", int(view["site_id"]), {"rule": view["id"]})
+    except admin.AdminError as exc:
+        console.print(escape(str(exc)), style="red")
+        raise typer.Exit(1) from None
+    finally:
+        services.close()
+    console.print(f"rule {view['id']} added")

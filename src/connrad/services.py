@@ -19,10 +19,14 @@ from connrad.identity.authenticate import Authenticator
 from connrad.identity.models import LOCAL_SITE_CODE, Site
 from connrad.identity.oauth import AccessTokens, load_or_create_signing_key
 from connrad.jobs.worker import Handler, Worker
+from connrad.priors import service as priors_service
 from connrad.qc import service as qc_service
 from connrad.qc.fast import FastLimits
 from connrad.qc.gate import FastQuality
 from connrad.qc.service import limits_from
+from connrad.routing import backup
+from connrad.routing.backup import BackupWorker
+from connrad.routing.rules import RuleCache
 from connrad.settings import Settings
 from connrad.storage import BlobStore, open_blob_store
 
@@ -39,10 +43,15 @@ class Services:
     authenticator: Authenticator
     site_keys: SiteKeys
     job_handlers: dict[str, Handler] = field(default_factory=dict)
+    routing_rules: RuleCache | None = None
 
     @property
     def cache_dir(self) -> Path:
         return self.settings.data_dir / "cache"
+
+    def backup_workers(self) -> list[BackupWorker]:
+        """Started backup sender threads (``backup_threads`` of them)."""
+        return backup.start_backup_workers(self)
 
     def worker(self) -> Worker:
         return Worker(self.engine, self.job_handlers, poll=self.settings.worker_poll_seconds)
@@ -91,5 +100,7 @@ def build_services(settings: Settings, *, migrate: bool = True, recover: bool = 
     )
     register_follow_ups(services)
     qc_service.register(services)
+    services.routing_rules = backup.register(services)
+    priors_service.register(services)
     held.register(services)
     return services

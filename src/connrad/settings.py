@@ -80,6 +80,25 @@ class Settings(BaseSettings):
         description='Overrides of QC thresholds by name, e.g. {"pixel.saturated_fraction": 0.1} '
         "(names and defaults: docs/qc.md).",
     )
+    backup_threads: int = Field(
+        2, ge=0, description="Backup sender threads per worker process (0: none here)."
+    )
+    backup_batch_size: int = Field(64, ge=1, description="Instances per backup batch.")
+    backup_lease_seconds: float = Field(
+        300.0,
+        gt=0,
+        description="How long a batch is leased to a worker before another may take it.",
+    )
+    backup_max_attempts: int = Field(
+        10, ge=1, description="Refusals of one instance before it becomes a dead letter."
+    )
+    backup_backoff_base_seconds: float = Field(2.0, gt=0, description="First retry delay.")
+    backup_backoff_cap_seconds: float = Field(600.0, gt=0, description="Longest retry delay.")
+    priors_enabled: bool = Field(True, description="Fetch prior studies from the site's PACS.")
+    priors_max: int = Field(3, ge=0, description="Most recent relevant prior studies fetched.")
+    priors_delay_seconds: float = Field(
+        5.0, ge=0, description="Wait after a new study before looking for its priors."
+    )
     session_hours: float = Field(8.0, description="Web session lifetime.")
     login_max_failures_account: int = 5
     login_max_failures_address: int = 20

@@ -29,6 +29,7 @@ from connrad.identity import sessions as session_store
 from connrad.identity.caller import Role
 from connrad.identity.models import User
 from connrad.orders import service
+from connrad.routing import destinations, rules
 from connrad.services import Services
 from connrad.settings import Settings
 from tests.conftest import set_site_policy
@@ -250,9 +251,17 @@ class World:
     held: int  # an image of site A held for review of burned-in text
     held_sop: str
     order: int  # an order scheduled for site A
+    destination: int  # site A's (unreachable) PACS
+    new_rule: Callable[[], int]
     jwks: dict[str, Any]
     credentials: dict[str, dict[str, str]]  # caller -> headers (cookie or bearer)
     cookies: dict[str, str]
+    rule: int = 0  # the rule the next DELETE names
+
+    def fresh_rule(self) -> dict[str, Any]:
+        """Make a new rule the next DELETE names (a call's body hook: no body)."""
+        self.rule = self.new_rule()
+        return {}
 
 
 @dataclass(frozen=True)
@@ -390,6 +399,47 @@ CALLS: tuple[Call, ...] = (
     Call("POST", "/api/orders", "schedule", _json(lambda w: {**ORDER, "site_id": w.site_a})),
     Call("GET", "/api/orders", "search", visible=lambda w: f'"id":{w.order}'),
     Call("PATCH", "/api/orders/{order_id}", "schedule", _json(lambda w: {"status": "in-progress"})),
+    Call("GET", "/api/admin/destinations", "manage_list", visible=lambda w: '"name":"matrix-pacs"'),
+    Call(
+        "POST",
+        "/api/admin/destinations",
+        "manage",
+        _json(
+            lambda w: {
+                "site_id": w.site_a,
+                "name": f"d-{_unique()}",
+                "kind": "dicom",
+                "ae_title": f"M{_unique()}",
+                "host": "127.0.0.1",
+                "port": 9,
+                "backup": False,
+            }
+        ),
+    ),
+    Call("POST", "/api/admin/destinations/{destination_id}/test", "manage"),
+    Call("POST", "/api/admin/destinations/{destination_id}/pause", "manage"),
+    Call("POST", "/api/admin/destinations/{destination_id}/resume", "manage"),
+    Call(
+        "GET",
+        "/api/admin/routing-rules",
+        "manage_list",
+        visible=lambda w: f'"destination_id":{w.destination}',
+    ),
+    Call(
+        "POST",
+        "/api/admin/routing-rules",
+        "manage",
+        _json(lambda w: {"destination_id": w.destination, "modality": "CR"}),
+    ),
+    # A fresh rule for every caller: the first successful DELETE would leave 404s behind.
+    Call("DELETE", "/api/admin/routing-rules/{rule_id}", "manage", lambda w: w.fresh_rule()),
+    Call(
+        "GET", "/api/queues", "manage_list", visible=lambda w: f'"destination_id":{w.destination}'
+    ),
+    Call("POST", "/api/queues/{destination_id}/retry", "manage"),
+    Call("POST", "/api/queues/{destination_id}/purge", "manage"),
+    Call("GET", "/api/studies/{study_uid}/backup", "read"),
+    Call("GET", "/api/studies/{study_uid}/priors", "read"),
     Call("POST", "/api/auth/logout", "account"),  # last: it ends the caller's session
 )
 
@@ -556,6 +606,17 @@ def world(services: Services, settings: Settings) -> World:
             .join(Study.__table__, Study.__table__.c.patient_pk == Patient.__table__.c.id)
             .where(Study.__table__.c.study_uid == study)
         ).scalar_one()
+    with write_transaction(services.engine) as conn:
+        destination = int(
+            destinations.create_dicom(
+                conn, site_a, "matrix-pacs", ae_title="MPACS", host="127.0.0.1", port=9, backup=True
+            )["id"]
+        )
+
+    def new_rule() -> int:
+        with write_transaction(services.engine) as conn:
+            return int(rules.create(conn, destination, modality="MR")["id"])
+
     key = ec.generate_private_key(ec.SECP384R1()).public_key()
     from jwt.algorithms import ECAlgorithm
 
@@ -575,6 +636,8 @@ def world(services: Services, settings: Settings) -> World:
         held=held_view.id,
         held_sop=held_view.sop_uid,
         order=_order(services, site_a),
+        destination=destination,
+        new_rule=new_rule,
         jwks={"keys": [{**jwk, "alg": "ES384", "kid": "k1"}]},
         credentials=credentials,
         cookies=cookies,
@@ -599,6 +662,8 @@ def _url(call: Call, world: World) -> str:
         series_uid=world.series,
         sop_uid=world.sop,
         order_id=world.order,
+        destination_id=world.destination,
+        rule_id=world.rule,
     )
     if path == "/fhir/AuditEvent":
         return f"{path}?entity={world.study}&_count=500"

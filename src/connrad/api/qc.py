@@ -27,6 +27,7 @@ from connrad.jobs import queue
 from connrad.qc import record as qc_record
 from connrad.qc.models import PENDING
 from connrad.qc.service import SERIES_JOB
+from connrad.routing.outbox import backup_summary
 from connrad.services import Services
 
 router = APIRouter(tags=["qc"])
@@ -295,6 +296,7 @@ def worklist(
     with services.engine.connect() as conn:
         rows = conn.execute(query).all()
         counts = _finding_counts(conn, [int(r.id) for r in rows])
+        backups = backup_summary(conn, {int(r.id): int(r.num_instances) for r in rows})
     audit(
         services,
         request,
@@ -325,6 +327,7 @@ def worklist(
                     "quarantined": bool(r.quarantined),
                     **counts.get(int(r.id), {"fail": 0, "warn": 0}),
                 },
+                "backup": backups.get(int(r.id), "none"),
             }
             for r in rows
         ],

@@ -168,7 +168,14 @@ def add_instance(
     conn.execute(_COUNT_SERIES_INSTANCE, {"pk": series_pk, "now": now})
     conn.execute(_COUNT_STUDY_INSTANCE, {"pk": study_pk, "now": now, "size": staged.size})
     return StoredInstance(
-        instance_pk, series_pk, study_pk, source.site_id, header, staged, new_series
+        instance_pk,
+        series_pk,
+        study_pk,
+        source.site_id,
+        header,
+        staged,
+        new_series,
+        door=source.door,
     )
 
 

@@ -60,6 +60,7 @@ class StoredInstance:
     vault_rows: tuple[object, ...] = field(default=())
     # Fast quality findings (warnings: failures are not stored) to record with it.
     findings: tuple[Finding, ...] = field(default=())
+    door: str = ""  # stow | dimse | prior | ...
 
 
 # Follow-up hooks run inside the indexing transaction and enqueue their jobs there.

@@ -7,6 +7,7 @@ from connrad.deid import models as deid_models
 from connrad.identity import models as identity_models
 from connrad.jobs import models as jobs_models
 from connrad.orders import models as orders_models
+from connrad.priors import models as priors_models
 from connrad.qc import models as qc_models
 from connrad.routing import models as routing_models
 
@@ -18,6 +19,7 @@ __all__ = [
     "identity_models",
     "jobs_models",
     "orders_models",
+    "priors_models",
     "qc_models",
     "routing_models",
 ]

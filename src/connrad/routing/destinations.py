@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from urllib.parse import urlparse
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from connrad.db.base import utcnow
@@ -32,8 +33,12 @@ def create_dicom(
     port: int,
     tls: bool = False,
     trusted: bool = False,
+    backup: bool = False,
 ) -> dict[str, Any]:
-    """A DICOM destination (an AE the site's data may be sent to) for the site."""
+    """A DICOM destination (an AE the site's data may be sent to) for the site.
+
+    ``backup``: every study of the site goes there (the default routing rule).
+    """
     get_site(conn, site_id)
     if not name.strip() or len(name) > 128:
         raise AdminError("destination name: 1 to 128 characters")
@@ -55,6 +60,49 @@ def create_dicom(
         "paused": False,
         "created_at": utcnow(),
     }
+    return _insert(conn, values, backup)
+
+
+def create_dicomweb(
+    conn: Connection,
+    site_id: int,
+    name: str,
+    *,
+    url: str,
+    auth_kind: str = "",
+    auth_secret: str = "",
+    trusted: bool = False,
+    backup: bool = False,
+) -> dict[str, Any]:
+    """A DICOMweb destination (STOW-RS root URL, optional basic or bearer credentials)."""
+    get_site(conn, site_id)
+    if not name.strip() or len(name) > 128:
+        raise AdminError("destination name: 1 to 128 characters")
+    parsed = urlparse(url.strip())
+    if parsed.scheme not in ("http", "https") or not parsed.netloc or len(url) > 2048:
+        raise AdminError("DICOMweb URL: an http(s) URL of at most 2048 characters")
+    if auth_kind not in ("", "basic", "bearer"):
+        raise AdminError("auth: basic or bearer")
+    if auth_kind == "basic" and ":" not in auth_secret:
+        raise AdminError("basic auth secret: user:password")
+    if auth_kind and not auth_secret:
+        raise AdminError("auth needs a secret")
+    values = {
+        "site_id": site_id,
+        "name": name.strip(),
+        "kind": "dicomweb",
+        "url": url.strip().rstrip("/"),
+        "auth_kind": auth_kind or None,
+        "auth_secret": auth_secret or None,
+        "tls": parsed.scheme == "https",
+        "trusted": trusted,
+        "paused": False,
+        "created_at": utcnow(),
+    }
+    return _insert(conn, values, backup)
+
+
+def _insert(conn: Connection, values: dict[str, Any], backup: bool) -> dict[str, Any]:
     try:
         with conn.begin_nested():
             destination_id = conn.execute(
@@ -62,7 +110,37 @@ def create_dicom(
             ).scalar_one()
     except IntegrityError:
         raise AdminError("the site has a destination with this name or AE title", 409) from None
+    if backup:
+        from connrad.routing import rules
+
+        rules.create(conn, int(destination_id))
     return get(conn, destination_id)
+
+
+def set_paused(conn: Connection, destination_id: int, paused: bool) -> dict[str, Any]:
+    """Pause (nothing is sent; deliveries wait) or resume a destination."""
+    get(conn, destination_id)
+    values: dict[str, Any] = {"paused": paused}
+    if not paused:
+        values.update(failures=0, circuit_open_until=None)  # resuming is a fresh start
+    conn.execute(
+        update(destinations_t).where(destinations_t.c.id == destination_id).values(**values)
+    )
+    return get(conn, destination_id)
+
+
+def spec_of(conn: Connection, destination_id: int) -> Any:
+    """The destination with its secret, for the code that connects to it."""
+    from connrad.routing.spec import DestinationSpec
+
+    row = (
+        conn.execute(select(destinations_t).where(destinations_t.c.id == destination_id))
+        .mappings()
+        .first()
+    )
+    if row is None:
+        raise AdminError("destination not found", 404)
+    return DestinationSpec.from_row(row)
 
 
 def get(conn: Connection, destination_id: int) -> dict[str, Any]:

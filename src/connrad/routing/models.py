@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from connrad.db.base import Base, BigIntPK, UTCDateTime, utcnow
@@ -38,3 +38,57 @@ class Destination(Base):
     trusted: Mapped[bool] = mapped_column(Boolean, default=False)
     paused: Mapped[bool] = mapped_column(Boolean, default=False)  # nothing is sent meanwhile
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # Health, for the circuit breaker: consecutive failed attempts and until when to wait.
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    circuit_open_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_error: Mapped[str] = mapped_column(String(256), default="")
+
+
+class RoutingRule(Base):
+    """What of a site goes to a destination: every study, or one modality, once QC allows.
+
+    ``qc``: ``any`` (send at once), ``checked`` (once the deep checks ran and the study is
+    not quarantined) or ``passed`` (only studies whose QC passed or warned).
+    """
+
+    __tablename__ = "routing_rules"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"), index=True)
+    destination_id: Mapped[int] = mapped_column(ForeignKey("destinations.id", ondelete="CASCADE"))
+    modality: Mapped[str] = mapped_column(String(16), default="")  # "" = every modality
+    qc: Mapped[str] = mapped_column(String(16), default="any")
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Delivery(Base):
+    """One instance to one destination: the outbox row, written with the instance's index.
+
+    queued -> sending (leased by a worker) -> sent -> confirmed; or dead after too many
+    attempts. ``remote_*`` are the UIDs as the destination holds them (the originals when it
+    is trusted and the instance was de-identified).
+    """
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        UniqueConstraint("destination_id", "instance_pk"),
+        Index("ix_deliveries_due", "destination_id", "state", "run_after"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    destination_id: Mapped[int] = mapped_column(ForeignKey("destinations.id", ondelete="CASCADE"))
+    instance_pk: Mapped[int] = mapped_column(ForeignKey("instances.id", ondelete="CASCADE"))
+    study_pk: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
+    state: Mapped[str] = mapped_column(String(16), default="queued")
+    qc: Mapped[str] = mapped_column(String(16), default="any")  # the rule's QC gate
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    run_after: Mapped[datetime] = mapped_column(UTCDateTime())
+    locked_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_error: Mapped[str] = mapped_column(String(256), default="")
+    remote_study_uid: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    remote_sop_uid: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
