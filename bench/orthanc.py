@@ -40,6 +40,8 @@ def orthanc_config(workdir: Path, http_port: int, dicom_port: int) -> dict[str, 
         "RemoteAccessAllowed": True,
         "AuthenticationEnabled": False,
         "KeepAlive": True,
+        # As a hospital PACS that knows connrad: it may query (backup confirmation).
+        "DicomAlwaysAllowFind": True,
         "Plugins": [dicomweb_plugin()],
         "DicomWeb": {"Enable": True, "Root": "/dicom-web/"},
     }

@@ -195,12 +195,15 @@ class BackupWorker:
             left = [r.id for r in rows if r.id not in set(confirmed)]
             outbox.release(engine, self.name, left, delay=self.backoff(30))
             return len(rows)
-        except DestinationUnavailable:
+        except DestinationUnavailable as exc:
+            # Not held against sending: a PACS that is really down fails the next send and
+            # opens the circuit there; one that only refuses queries must still get data.
+            log.warning("backup destination %s: confirmation failed: %s", spec.id, exc)
             self._drop_sender(spec.id)
             outbox.mark_confirmed(engine, self.name, confirmed)
             left = [r.id for r in rows if r.id not in set(confirmed)]
-            outbox.release(engine, self.name, left, delay=self.backoff(1))
-            raise
+            outbox.release(engine, self.name, left, delay=self.backoff(5))
+            return len(rows)
         outbox.mark_confirmed(engine, self.name, confirmed)
         # Acknowledged but not held: send again (counts as an attempt).
         outbox.retry_later(

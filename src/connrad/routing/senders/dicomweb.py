@@ -108,9 +108,16 @@ class DicomwebSender:
             "Accept": _JSON,
         }
         try:
-            response = self._client.post(
-                f"{self.root}/studies", content=_body(part, head, tail), headers=headers
-            )
+            try:
+                response = self._client.post(
+                    f"{self.root}/studies", content=_body(part, head, tail), headers=headers
+                )
+            except httpx.RemoteProtocolError:
+                # A kept-alive connection the server closed meanwhile: once more, on a new
+                # one (a repeated STOW of the same instances is harmless).
+                response = self._client.post(
+                    f"{self.root}/studies", content=_body(part, head, tail), headers=headers
+                )
         except httpx.TimeoutException as exc:
             raise DestinationUnavailable(f"STOW-RS timed out ({type(exc).__name__})") from exc
         except httpx.HTTPError as exc:
