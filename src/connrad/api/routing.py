@@ -233,15 +233,21 @@ def purge_dead(
     return {"destination_id": destination_id, "purged": count}
 
 
+def _visible_study(conn: Connection, caller: Any, study_uid: str) -> Any:
+    """The study's key and site; 404 (like a missing one) when the caller may not search it."""
+    row = conn.execute(select(S.c.id, S.c.site_id).where(S.c.study_uid == study_uid)).first()
+    scope = site_scope(caller, Action.SEARCH)
+    if row is None or (scope is not None and int(row.site_id) not in scope):
+        raise AuthError(404, "study not found")
+    return row
+
+
 @router.get("/studies/{study_uid}/backup", summary="A study's backup status per destination")
 def study_backup(
     study_uid: Uid, request: Request, services: ServicesDep, caller: SearchCaller
 ) -> dict[str, Any]:
     with services.engine.connect() as conn:
-        row = conn.execute(select(S.c.id, S.c.site_id).where(S.c.study_uid == study_uid)).first()
-        scope = site_scope(caller, Action.SEARCH)
-        if row is None or (scope is not None and int(row.site_id) not in scope):
-            raise AuthError(404, "study not found")
+        row = _visible_study(conn, caller, study_uid)
         per_destination = outbox.study_backup(conn, int(row.id))
     record(
         services,
@@ -263,10 +269,7 @@ def study_priors(
     from connrad.priors.links import priors_of
 
     with services.engine.connect() as conn:
-        row = conn.execute(select(S.c.id, S.c.site_id).where(S.c.study_uid == study_uid)).first()
-        scope = site_scope(caller, Action.SEARCH)
-        if row is None or (scope is not None and int(row.site_id) not in scope):
-            raise AuthError(404, "study not found")
+        row = _visible_study(conn, caller, study_uid)
         priors = priors_of(conn, int(row.id))
     record(
         services,
